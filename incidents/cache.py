@@ -1,0 +1,117 @@
+"""The read path's cache: one content version, one snapshot per version, rendered bytes per output.
+
+Every write calls content_changed(), which bumps a version token in the shared cache once the
+transaction commits. Readers compare their in-process copy against that token, so a request that
+finds its output already rendered costs one cache get and no SQL, and no process serves a page
+older than the last commit.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.cache import cache as shared_cache
+from django.db import connection, transaction
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = "statuspage:content-version"
+# Shared entries are also rebuilt every hour: uptime bars roll over at midnight and "upcoming"
+# lists age even when nobody writes (current_version() carries the hour).
+SHARED_TTL = 3600
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: bytes
+    content_type: str
+    etag: str
+
+
+@dataclass
+class _Local:
+    version: str = ""
+    values: dict[tuple, object] = field(default_factory=dict)
+
+
+_local = _Local()
+_lock = threading.Lock()
+
+
+def _bump() -> None:
+    shared_cache.set(VERSION_KEY, secrets.token_hex(8), timeout=None)
+    if getattr(settings, "STATIC_EXPORT_DIR", ""):
+        from incidents.export import export_static_site
+
+        try:
+            export_static_site()
+        except Exception:  # the commit stands; the next change rewrites the files
+            logger.exception("static export failed")
+
+
+def content_changed() -> None:
+    """Invalidate every cached page once the current transaction commits (once per transaction)."""
+    if connection.in_atomic_block and any(func is _bump for _sids, func, _robust in connection.run_on_commit):
+        return
+    transaction.on_commit(_bump)
+
+
+def current_version() -> str:
+    version = shared_cache.get(VERSION_KEY)
+    if version is None:
+        shared_cache.add(VERSION_KEY, secrets.token_hex(8), timeout=None)
+        version = shared_cache.get(VERSION_KEY)
+    return f"{version}.{timezone.now():%Y%m%d%H}"
+
+
+def _remember(version: str, key: tuple, value: object) -> None:
+    with _lock:
+        if _local.version != version:
+            _local.version, _local.values = version, {}
+        _local.values[key] = value
+
+
+def cached(key: tuple, build: Callable[[], object], *, version: str | None = None, share: bool = True) -> object:
+    """A value at the current content version: from this process, else the shared cache, else built.
+
+    Shared entries spare the database when many processes wake up to a new version at once;
+    rendered bytes stay process-local (share=False) because rendering is cheap and they are big.
+    """
+    version = version or current_version()
+    if _local.version == version and key in _local.values:
+        return _local.values[key]
+    shared_key = "statuspage:" + hashlib.blake2b(repr((version, key)).encode(), digest_size=16).hexdigest()
+    value = shared_cache.get(shared_key) if share else None
+    if value is None:
+        value = build()
+        if share:
+            shared_cache.set(shared_key, value, timeout=SHARED_TTL)
+    _remember(version, key, value)
+    return value
+
+
+def etag_for(version: str, key: tuple) -> str:
+    return '"' + hashlib.blake2b(repr((version, key)).encode(), digest_size=10).hexdigest() + '"'
+
+
+def rendered(key: tuple, build: Callable[[], tuple[bytes, str]], *, version: str | None = None) -> Rendered:
+    """The bytes of one output at the current version, rendered at most once per process."""
+    version = version or current_version()
+
+    def render() -> Rendered:
+        body, content_type = build()
+        return Rendered(body=body, content_type=content_type, etag=etag_for(version, key))
+
+    return cached(("rendered", *key), render, version=version, share=False)
+
+
+def clear_local() -> None:
+    """Forget the in-process copy (tests, and processes that must re-read at once)."""
+    with _lock:
+        _local.version, _local.values = "", {}

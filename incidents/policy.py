@@ -1,0 +1,61 @@
+"""Pure functions over the severity policy and the status rules of the spec."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from incidents.models import COMPONENT_STATUS_RANK, IMPACT_RANK, ComponentStatus, Impact, Severity
+
+# Default update cadence by severity (REQUIREMENTS.md); P4 promises no follow-up time.
+UPDATE_CADENCE: dict[str, timedelta | None] = {
+    Severity.P1: timedelta(minutes=30),
+    Severity.P2: timedelta(minutes=60),
+    Severity.P3: timedelta(hours=2),
+    Severity.P4: None,
+}
+
+
+def next_update_due(severity: str, after: datetime) -> datetime | None:
+    cadence = UPDATE_CADENCE.get(severity)
+    return after + cadence if cadence else None
+
+
+def worst_component_status(statuses) -> str:
+    statuses = list(statuses)
+    if not statuses:
+        return ComponentStatus.OPERATIONAL
+    return max(statuses, key=lambda s: COMPONENT_STATUS_RANK[s])
+
+
+def impact_from_component_statuses(statuses) -> str:
+    """Spec 5.3: the impact an incident implies when its author sets none."""
+    worst = worst_component_status(statuses)
+    return {
+        ComponentStatus.DEGRADED_PERFORMANCE: Impact.MINOR,
+        ComponentStatus.PARTIAL_OUTAGE: Impact.MAJOR,
+        ComponentStatus.MAJOR_OUTAGE: Impact.CRITICAL,
+    }.get(worst, Impact.NONE)
+
+
+def page_rollup(*, leaf_components, unresolved_impacts, maintenance_active: bool) -> tuple[str, str]:
+    """Spec 5.2: the page indicator and its description.
+
+    leaf_components are (status, only_show_if_degraded) pairs of non-group components.
+    Component state wins over incident impact; maintenance only shows when nothing is wrong.
+    """
+    counted = [status for status, hidden in leaf_components if not (hidden and status == ComponentStatus.OPERATIONAL)]
+    if counted and all(s == ComponentStatus.MAJOR_OUTAGE for s in counted):
+        return "critical", "Major System Outage"
+    if any(s in (ComponentStatus.MAJOR_OUTAGE, ComponentStatus.PARTIAL_OUTAGE) for s in counted):
+        return "major", "Partial System Outage"
+    if any(s == ComponentStatus.DEGRADED_PERFORMANCE for s in counted):
+        return "minor", "Partially Degraded Service"
+    worst_impact = max(unresolved_impacts, key=lambda i: IMPACT_RANK.get(i, 0), default=Impact.NONE)
+    if worst_impact == Impact.CRITICAL:
+        return "critical", "Major Service Outage"
+    if worst_impact == Impact.MAJOR:
+        return "major", "Partial System Outage"
+    if worst_impact == Impact.MINOR:
+        return "minor", "Minor Service Outage"
+    if maintenance_active or any(s == ComponentStatus.UNDER_MAINTENANCE for s in counted):
+        return "maintenance", "Service Under Maintenance"
+    return "none", "All Systems Operational"

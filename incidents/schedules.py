@@ -1,0 +1,26 @@
+"""The recurring tasks, upserted by name (django-q2's schedule() refuses a duplicate name)."""
+from __future__ import annotations
+
+from django.db import transaction
+from django_q.models import Schedule
+
+SCHEDULES = [
+    {
+        "name": "incidents.advance_maintenances",
+        "func": "incidents.tasks.advance_maintenances",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+    },
+]
+
+
+@transaction.atomic
+def schedules_upsert() -> list[tuple[str, bool]]:
+    """Create or update every schedule in SCHEDULES; returns (name, created) pairs."""
+    results = []
+    for spec in SCHEDULES:
+        defaults = {k: v for k, v in spec.items() if k != "name"}
+        defaults["repeats"] = -1
+        _schedule, created = Schedule.objects.update_or_create(name=spec["name"], defaults=defaults)
+        results.append((spec["name"], created))
+    return results
