@@ -7,6 +7,7 @@ older than the last commit.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import secrets
@@ -25,13 +26,15 @@ VERSION_KEY = "statuspage:content-version"
 # Shared entries are also rebuilt every hour: uptime bars roll over at midnight and "upcoming"
 # lists age even when nobody writes (current_version() carries the hour).
 SHARED_TTL = 3600
+GZIP_MIN_BYTES = 1024
 
 
 @dataclass(frozen=True)
 class Rendered:
     body: bytes
     content_type: str
-    etag: str
+    # Compressed once per version, so gzip costs nothing per request (None when not worth it).
+    gzipped: bytes | None = None
 
 
 @dataclass
@@ -55,11 +58,31 @@ def _bump() -> None:
             logger.exception("static export failed")
 
 
+class _PendingBump:
+    """One bump shared by every content_changed() of a transaction: the first callback to run does it."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def __call__(self) -> None:
+        if not self.done:
+            self.done = True
+            _bump()
+
+
 def content_changed() -> None:
-    """Invalidate every cached page once the current transaction commits (once per transaction)."""
-    if connection.in_atomic_block and any(func is _bump for _sids, func, _robust in connection.run_on_commit):
-        return
-    transaction.on_commit(_bump)
+    """Invalidate every cached page once the current transaction commits (once per transaction).
+
+    Every call registers a callback, because skipping the registration when one is already
+    queued loses the bump whenever that earlier one never runs on its own (tests keep one outer
+    transaction and run only the callbacks they capture); the shared _PendingBump keeps it to
+    one bump and one static export per commit.
+    """
+    pending = getattr(connection, "_statuspage_pending_bump", None)
+    if pending is None or pending.done:
+        pending = _PendingBump()
+        connection._statuspage_pending_bump = pending
+    transaction.on_commit(pending)
 
 
 def current_version() -> str:
@@ -106,7 +129,8 @@ def rendered(key: tuple, build: Callable[[], tuple[bytes, str]], *, version: str
 
     def render() -> Rendered:
         body, content_type = build()
-        return Rendered(body=body, content_type=content_type, etag=etag_for(version, key))
+        gzipped = gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
+        return Rendered(body=body, content_type=content_type, gzipped=gzipped)
 
     return cached(("rendered", *key), render, version=version, share=False)
 

@@ -48,23 +48,31 @@ def serve(
         raise Http404("No status page is set up yet.")
     full_key = (page_id, *key)
     etag = cache.etag_for(version, ("rendered", *full_key))
+    # A compressed body is another representation, so it gets its own strong ETag.
+    wants_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
+    gzip_etag = etag[:-1] + '-gz"'
 
-    def headers(response: HttpResponse) -> HttpResponse:
-        response["ETag"] = etag
+    def headers(response: HttpResponse, tag: str) -> HttpResponse:
+        response["ETag"] = tag
         response["Cache-Control"] = f"public, max-age={settings.PUBLIC_CACHE_MAX_AGE}"
-        patch_vary_headers(response, ["Host"])
+        patch_vary_headers(response, ["Host", "Accept-Encoding"])
         if cors:
             response["Access-Control-Allow-Origin"] = "*"
         return response
 
-    if _etag_matches(request, etag):
-        return headers(HttpResponseNotModified())
+    if _etag_matches(request, etag) or _etag_matches(request, gzip_etag):
+        return headers(HttpResponseNotModified(), gzip_etag if wants_gzip else etag)
 
     def render() -> tuple[bytes, str]:
         result = build(page_id, version)
-        return result if result is not None else (b"", "")
+        if result is None:
+            # Raised inside the cache call so a miss is never stored: random ids cannot fill memory.
+            raise Http404("Not found")
+        return result
 
     out = cache.rendered(full_key, render, version=version)
-    if not out.content_type:
-        raise Http404("Not found")
-    return headers(HttpResponse(out.body, content_type=out.content_type))
+    if wants_gzip and out.gzipped is not None:
+        response = HttpResponse(out.gzipped, content_type=out.content_type)
+        response["Content-Encoding"] = "gzip"
+        return headers(response, gzip_etag)
+    return headers(HttpResponse(out.body, content_type=out.content_type), etag)
