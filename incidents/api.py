@@ -37,6 +37,6 @@ scheduled_maintenances_active = _endpoint_view("scheduled-maintenances/active")
 
 
 def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
-    response = JsonResponse({"error": "not_found", "message": f"No API endpoint at /{request.path.lstrip('/')}"}, status=404)
+    response = JsonResponse({"error": "not_found", "message": f"No API endpoint at /{request.path.lstrip('/')}"}, status=404, content_type="application/json; charset=utf-8")
     response["Access-Control-Allow-Origin"] = "*"
     return response

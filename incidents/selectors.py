@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from incidents.models import (
     ACTIVE_MAINTENANCE_STATUSES,
+    CLOSED_INCIDENT_STATUSES,
     OPEN_INCIDENT_STATUSES,
     Component,
     ComponentStatus,
@@ -134,11 +135,14 @@ def page_snapshot(page_id: str) -> dict | None:
 
     recent_incidents = Incident.objects.filter(page=page, kind=IncidentKind.INCIDENT).order_by("-started_at", "-pk").values_list("pk", flat=True)[:LIST_LIMIT]
     recent_maintenances = Incident.objects.filter(page=page, kind=IncidentKind.MAINTENANCE).order_by("-scheduled_for", "-pk").values_list("pk", flat=True)[:LIST_LIMIT]
+    recent_resolved = Incident.objects.filter(page=page, kind=IncidentKind.INCIDENT, status__in=CLOSED_INCIDENT_STATUSES).order_by("-started_at", "-pk").values_list("pk", flat=True)[:LIST_LIMIT]
     wanted = Q(page=page) & (
         Q(kind=IncidentKind.INCIDENT, status__in=OPEN_INCIDENT_STATUSES)
         | Q(kind=IncidentKind.MAINTENANCE, status__in=[MaintenanceStatus.SCHEDULED, *ACTIVE_MAINTENANCE_STATUSES])
         | Q(pk__in=recent_incidents)
         | Q(pk__in=recent_maintenances)
+        # incidents/resolved.json lists 50 even when the newest 50 incidents are all open.
+        | Q(pk__in=recent_resolved)
     )
     rows = [_incident_dict(i, page) for i in _incident_queryset().filter(wanted).order_by("-started_at", "-pk")]
     incidents = [r for r in rows if r["kind"] == IncidentKind.INCIDENT]
@@ -246,8 +250,10 @@ def uptime_by_day(*, components: list[dict], tz, now: datetime, days: int = UPTI
         status = (log[0][1] or log[0][2]) if log else c["status"]
         start = c["created_at"]
         if c["start_date"]:
+            # The start date is where the history starts (the field's contract), earlier than the
+            # row for imported components, or later for one set up before it went live.
             sd = c["start_date"]
-            start = min(start, datetime(sd.year, sd.month, sd.day, tzinfo=tz))
+            start = datetime(sd.year, sd.month, sd.day, tzinfo=tz)
         # Segments (from, to, status) covering [max(start, window), now].
         segments = []
         cursor = max(start, window_start)

@@ -15,6 +15,7 @@ from django.utils import timezone
 from incidents import cache
 from incidents.models import (
     ACTIVE_MAINTENANCE_STATUSES,
+    CLOSED_INCIDENT_STATUSES,
     OPEN_INCIDENT_STATUSES,
     Component,
     ComponentStatus,
@@ -129,9 +130,13 @@ def _status_elsewhere(component: Component, *, excluding: Incident) -> str:
 
 
 def _apply_component_changes(
-    *, incident: Incident, changes: ComponentStatuses, actor, source: str, reason: str
+    *, incident: Incident, changes: ComponentStatuses, actor, source: str, reason: str, remember: bool = True
 ) -> list[dict] | None:
-    """Set components, remember them as affected, and describe the change for the update."""
+    """Set components, remember them as affected, and describe the change for the update.
+
+    remember=False (resolving) leaves the links alone: the restored status is not one the
+    incident holds its components at.
+    """
     if not changes:
         return None
     described = []
@@ -143,12 +148,13 @@ def _apply_component_changes(
         old_status = component_set_status(
             component=component, status=new_status, source=source, actor=actor, reason=reason, incident=incident
         )
-        if not incident.is_maintenance:
-            # The link keeps the worst status the incident set, so resolving knows what to restore.
+        if remember and not incident.is_maintenance:
+            # The link keeps the latest status the incident set (operational too, once it says the
+            # component recovered): resolving another incident restores the component to it.
             link, created = IncidentComponent.objects.get_or_create(
                 incident=incident, component=component, defaults={"status": new_status}
             )
-            if not created and new_status != ComponentStatus.OPERATIONAL and link.status != new_status:
+            if not created and link.status != new_status:
                 IncidentComponent.objects.filter(pk=link.pk).update(status=new_status)
         described.append({"code": component.public_id, "name": _display_name(component), "old_status": old_status, "new_status": new_status})
     return described
@@ -243,7 +249,8 @@ def incident_post_update(
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
     if incident.is_maintenance:
         raise ValidationError({"status": "Use the maintenance actions for a maintenance."})
-    if status in (IncidentStatus.RESOLVED,) and incident.status not in (IncidentStatus.RESOLVED, IncidentStatus.POSTMORTEM):
+    if status in CLOSED_INCIDENT_STATUSES and incident.is_open:
+        # A postmortem too: closing by update would skip the component restore and keep_reason.
         raise ValidationError({"status": "Resolve the incident with the resolve action, which restores its components."})
     if status not in IncidentStatus.values:
         raise ValidationError({"status": f"Unknown incident status {status!r}."})
@@ -301,7 +308,8 @@ def incident_resolve(
                 reason=f"Kept after resolving {incident.name}: {keep_reason}"[:500], created=now,
             )
     affected = _apply_component_changes(
-        incident=incident, changes=changes, actor=actor, source=StatusSource.INCIDENT, reason=f"Resolved: {incident.name}"
+        incident=incident, changes=changes, actor=actor, source=StatusSource.INCIDENT, reason=f"Resolved: {incident.name}",
+        remember=False,
     )
     if resolved_at and resolved_at > now:
         raise ValidationError({"resolved_at": "The resolution time cannot be in the future."})

@@ -58,6 +58,13 @@ def component_json(c: dict, snap: dict) -> dict:
     return out
 
 
+def _affected_json(entries: list[dict] | None) -> list[dict] | None:
+    # Rebuilt key by key: PostgreSQL's jsonb stores object keys in its own order.
+    if entries is None:
+        return None
+    return [{"code": a["code"], "name": a["name"], "old_status": a["old_status"], "new_status": a["new_status"]} for a in entries]
+
+
 def update_json(u: dict, tz: str) -> dict:
     return {
         "id": u["id"],
@@ -67,7 +74,7 @@ def update_json(u: dict, tz: str) -> dict:
         "created_at": timestamp(u["created_at"], tz),
         "updated_at": timestamp(u["updated_at"], tz),
         "display_at": timestamp(u["display_at"], tz),
-        "affected_components": u["affected_components"],
+        "affected_components": _affected_json(u["affected_components"]),
         "deliver_notifications": u["deliver_notifications"],
         "custom_tweet": None,
         "tweet_id": None,
@@ -104,16 +111,24 @@ def _status_json(snap: dict) -> dict:
     return {"indicator": snap["status"]["indicator"], "description": snap["status"]["description"]}
 
 
+# Only the two full lists are capped at 50 (spec 0.7); the filtered ones and summary.json list
+# every unresolved incident and every upcoming or active maintenance, which the snapshot holds.
+
+
 def _incidents(snap: dict, statuses=None) -> list[dict]:
     rows = [i for i in snap["incidents"] if statuses is None or i["status"] in statuses]
-    return [incident_json(i, snap) for i in rows[:LIST_LIMIT]]
+    if statuses is None:
+        rows = rows[:LIST_LIMIT]
+    return [incident_json(i, snap) for i in rows]
 
 
 def _maintenances(snap: dict, statuses=None, *, ascending: bool = False) -> list[dict]:
     rows = [m for m in snap["maintenances"] if statuses is None or m["status"] in statuses]
     if ascending:
         rows = sorted(rows, key=lambda m: (m["scheduled_for"], m["pk"]))
-    return [incident_json(m, snap) for m in rows[:LIST_LIMIT]]
+    if statuses is None:
+        rows = rows[:LIST_LIMIT]
+    return [incident_json(m, snap) for m in rows]
 
 
 UPCOMING_OR_ACTIVE = (MaintenanceStatus.SCHEDULED, *ACTIVE_MAINTENANCE_STATUSES)
