@@ -171,3 +171,18 @@ def test_cold_summary_without_incidents_skips_only_the_prefetches(client, page, 
     summary = _cold_summary(client, django_assert_num_queries, COLD_SUMMARY_QUERIES_WITHOUT_INCIDENTS)
 
     assert summary["incidents"] == []
+
+
+@pytest.mark.parametrize("count", [5, 500])
+def test_cold_status_page_query_count_does_not_grow_with_components(client, page, django_assert_num_queries, count):
+    _bulk_components(page, count)
+    leaf = Component.objects.filter(page=page, is_group=False).first()
+    factories.open_incident(page=page, components={leaf: ComponentStatus.MAJOR_OUTAGE})
+    _cold()
+
+    # The same snapshot feeds the page, so the page costs exactly what summary.json costs.
+    with django_assert_num_queries(COLD_SUMMARY_QUERIES):
+        response = client.get("/")
+
+    assert response.status_code == 200
+    assert response.content.count(b'class="component ') == count - max(1, count // 10)
