@@ -116,7 +116,9 @@ class Component(models.Model):
     page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="components")
     is_group = models.BooleanField(default=False)
     group = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children",
+        # RESTRICT, not PROTECT: deleting the page cascades through groups and members alike,
+        # while deleting a group that still has members is refused.
+        "self", on_delete=models.RESTRICT, null=True, blank=True, related_name="children",
         limit_choices_to={"is_group": True},
     )
     name = models.CharField(max_length=100)
@@ -374,3 +376,19 @@ class IncidentUpdate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.incident}: {self.get_status_display()}"
+
+
+class ComponentGroup(Component):
+    """The group rows of Component, so the admin can edit a group with its members."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "component group"
+
+
+class Maintenance(Incident):
+    """The maintenance rows of Incident, for their own admin changelist and actions."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "scheduled maintenance"

@@ -296,3 +296,23 @@ def uptime_by_day(*, components: list[dict], tz, now: datetime, days: int = UPTI
         overall = None if total_counted <= 0 else max(0.0, 1 - total_weighted / total_counted)
         result[c["id"]] = {"days": day_list, "uptime": overall}
     return result
+
+
+def components_drifted(incident: Incident) -> list[Component]:
+    """Components a closed incident affected that are still not operational although no open
+    incident or running maintenance holds them: the drift staff must see."""
+    if incident.is_open or incident.is_maintenance:
+        return []
+    components = [
+        link.component
+        for link in incident.affected.select_related("component", "component__group")
+        if link.component.status != ComponentStatus.OPERATIONAL
+    ]
+    if not components:
+        return []
+    held = set(
+        IncidentComponent.objects.filter(
+            component__in=components, incident__status__in=[*OPEN_INCIDENT_STATUSES, *ACTIVE_MAINTENANCE_STATUSES]
+        ).exclude(incident=incident).values_list("component_id", flat=True)
+    )
+    return [c for c in components if c.pk not in held]

@@ -82,6 +82,8 @@ def component_set_status(
 def component_save(*, component: Component, actor=None, reason: str = "", source: str = StatusSource.MANUAL) -> Component:
     """Create or edit a component or group; a status change goes through the status log."""
     with transaction.atomic():
+        if component.is_group and component.status != ComponentStatus.OPERATIONAL:
+            raise ValidationError({"status": "A group's status follows its components; set theirs instead."})
         component.full_clean()
         new_status = component.status
         creating = component.pk is None
@@ -327,13 +329,33 @@ def incident_resolve(
 
 
 @transaction.atomic
-def incident_edit(*, incident: Incident, actor=None) -> Incident:
-    """Save edits to an incident's own fields (name, impact, severity, times, regions)."""
+def incident_edit(*, incident: Incident, regions: Iterable[Region] | None = None, actor=None) -> Incident:
+    """Save edits to an incident's own fields (name, impact, severity, times) and its regions."""
+    if incident.is_maintenance and incident.status == MaintenanceStatus.SCHEDULED:
+        # A moved window moves the maintenance in the history and the feeds too.
+        incident.started_at = incident.scheduled_for
     incident.updated = _now()
     incident.full_clean()
     incident.save()
+    if regions is not None:
+        incident.regions.set(list(regions))
     cache.content_changed()
     return incident
+
+
+@transaction.atomic
+def content_delete(*, instances: Iterable, actor=None) -> int:
+    """Delete pages, regions, components or incidents; the public page drops them on commit.
+
+    The status log and the incident time lines go with what they belong to; a group that still
+    has components is refused by the database (RESTRICT) and nothing is deleted.
+    """
+    count = 0
+    for instance in instances:
+        instance.delete()
+        count += 1
+    cache.content_changed()
+    return count
 
 
 # --- scheduled maintenance ------------------------------------------------------------------------

@@ -315,7 +315,8 @@ def test_incident_page_serves_an_old_incident_that_left_the_snapshot(client, pag
     long_ago = timezone.now() - timedelta(days=400)
     old = factories.open_incident(page=page, name="The old outage", started_at=long_ago, display_at=long_ago)
     services.incident_resolve(incident=old, body="Long fixed.", resolved_at=long_ago + timedelta(hours=1))
-    factories.open_incident(page=page, name="A newer one")
+    newer = factories.open_incident(page=page, name="A newer one")
+    services.incident_resolve(incident=newer, body="Fixed too.")
     monkeypatch.setattr(selectors, "LIST_LIMIT", 1)
     assert old.public_id not in {i["id"] for i in selectors.page_snapshot(page.public_id)["incidents"]}
 
