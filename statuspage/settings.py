@@ -215,6 +215,8 @@ STORAGES = {
 # --- the status page --------------------------------------------------------------------
 # Seconds a browser or CDN may reuse a public response before revalidating with its ETag.
 PUBLIC_CACHE_MAX_AGE = env_int("PUBLIC_CACHE_MAX_AGE", 10, minimum=0)
+# Subscribe requests one IP address may make an hour (the public form and the v2 subscribe API).
+SUBSCRIBE_MAX_PER_IP_PER_HOUR = env_int("SUBSCRIBE_MAX_PER_IP_PER_HOUR", 20, minimum=1)
 # When set, every change also writes the page, the v2 JSON and the feeds as plain files here.
 STATIC_EXPORT_DIR = env_str("STATIC_EXPORT_DIR", "")
 
