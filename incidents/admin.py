@@ -41,6 +41,7 @@ from incidents.models import (
     StatusSource,
 )
 from incidents.policy import worst_component_status
+from statuspage.lib.admin import ReadOnlyAdminMixin
 
 admin.site.site_header = "Status page desk"
 admin.site.site_title = "Status page desk"
@@ -335,7 +336,7 @@ class ComponentGroupAdmin(ServiceAdmin):
 
 
 @admin.register(ComponentStatusChange)
-class ComponentStatusChangeAdmin(admin.ModelAdmin):
+class ComponentStatusChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The status log is evidence: it is read here and written only by the services."""
 
     list_display = ("created", "component", "old", "new", "source", "actor", "incident", "reason")
@@ -352,20 +353,11 @@ class ComponentStatusChangeAdmin(admin.ModelAdmin):
     def new(self, obj: ComponentStatusChange) -> str:
         return status_badge(obj.new_status)
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 # --- incidents -------------------------------------------------------------------------------
 
 
-class TimelineInline(admin.TabularInline):
+class TimelineInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The published time line, read only: updates are added with "Post an update"."""
 
     model = IncidentUpdate
@@ -385,15 +377,6 @@ class TimelineInline(admin.TabularInline):
     def text(self, obj: IncidentUpdate) -> str:
         # body_html was sanitised with nh3 when the update was written.
         return mark_safe(obj.body_html)  # noqa: S308
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class StatusListFilter(admin.SimpleListFilter):

@@ -49,3 +49,10 @@ def staff(django_user_model):
     return django_user_model.objects.create_user(
         username="sam", email="sam@example.com", password="correct horse battery", is_staff=True, is_superuser=True
     )
+
+
+@pytest.fixture
+def desk(client, staff):
+    """A browser signed in to the admin as staff."""
+    client.force_login(staff)
+    return client

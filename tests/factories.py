@@ -47,3 +47,9 @@ def schedule_maintenance(*, page: Page, name: str = "Database upgrade", starts_i
     return services.maintenance_schedule(
         page=page, name=name, scheduled_for=start, scheduled_until=start + lasts, components=components, **kwargs
     )
+
+
+def split_datetime(name: str, when) -> dict[str, str]:
+    """The two POST fields of an admin SplitDateTimeWidget, in the current time zone."""
+    when = timezone.localtime(when)
+    return {f"{name}_0": when.strftime("%Y-%m-%d"), f"{name}_1": when.strftime("%H:%M:%S")}

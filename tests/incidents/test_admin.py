@@ -27,15 +27,7 @@ from tests import factories
 TIMELINE = {"updates-TOTAL_FORMS": "0", "updates-INITIAL_FORMS": "0"}
 
 
-@pytest.fixture
-def desk(client, staff):
-    client.force_login(staff)
-    return client
-
-
-def _split(name: str, when: datetime) -> dict[str, str]:
-    when = timezone.localtime(when)
-    return {f"{name}_0": when.strftime("%Y-%m-%d"), f"{name}_1": when.strftime("%H:%M:%S")}
+_split = factories.split_datetime
 
 
 def _status(component: Component) -> str:
