@@ -180,6 +180,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Reverse proxies in front of the app that append to X-Forwarded-For (0: use REMOTE_ADDR).
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
+
 # --- API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     # Deny by default: every public endpoint opts in explicitly.
@@ -194,6 +197,9 @@ REST_FRAMEWORK = {
         "user": env_str("API_USER_RATE", "600/min"),
     },
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # Throttles key on REMOTE_ADDR unless proxies are trusted: a client-written X-Forwarded-For
+    # must not choose whose quota is spent.
+    "NUM_PROXIES": TRUSTED_PROXIES,
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -242,3 +248,76 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- outbound HTTP and providers (notifications) ---
+# Every outbound request goes through statuspage.lib.http, which refuses non-public addresses.
+# Networks listed here (CIDR, comma separated) are allowed anyway, and may be reached over
+# plain http: for receivers hosted next to this install, e.g. "10.20.0.0/16,fd00:1::/64".
+import base64 as _base64  # noqa: E402
+import hashlib as _hashlib  # noqa: E402
+import hmac as _hmac  # noqa: E402
+import ipaddress as _ipaddress  # noqa: E402
+import re as _re  # noqa: E402
+
+OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS", [])
+for _cidr in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        _ipaddress.ip_network(_cidr, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"OUTBOUND_ALLOWED_NETWORKS must be comma separated networks such as 10.0.0.0/8; got {_cidr!r}"
+        ) from None
+# Seconds one outbound request may take (connect, send, answer). Standard Webhooks suggests
+# 15-30 s for receivers; a shorter bound keeps a slow endpoint from holding a worker.
+OUTBOUND_HTTP_TIMEOUT = env_int("OUTBOUND_HTTP_TIMEOUT", 10, minimum=1)
+# Bytes of a receiver's answer we read at most; nothing we send needs more than a small JSON.
+OUTBOUND_MAX_RESPONSE_BYTES = env_int("OUTBOUND_MAX_RESPONSE_BYTES", 64 * 1024, minimum=1024)
+# CA bundle for https receivers (a private CA of self-hosted receivers); empty = certifi's roots.
+OUTBOUND_CA_BUNDLE = env_str("OUTBOUND_CA_BUNDLE", "")
+if OUTBOUND_CA_BUNDLE and not Path(OUTBOUND_CA_BUNDLE).is_file():
+    raise ImproperlyConfigured(f"OUTBOUND_CA_BUNDLE must name a readable file; got {OUTBOUND_CA_BUNDLE!r}")
+
+# Webhooks are signed with Standard Webhooks headers. Without WEBHOOK_SIGNING_SECRET
+# (whsec_ + base64 of at least 24 random bytes) a secret is derived from SECRET_KEY, so it is
+# stable across restarts but changes when SECRET_KEY does: set it explicitly in production and
+# hand it to receivers.
+WEBHOOK_SIGNING_SECRET = env_str("WEBHOOK_SIGNING_SECRET", "")
+if WEBHOOK_SIGNING_SECRET:
+    try:
+        _key = _base64.b64decode(WEBHOOK_SIGNING_SECRET.removeprefix("whsec_") + "==", validate=False)
+    except ValueError:
+        _key = b""
+    if not WEBHOOK_SIGNING_SECRET.startswith("whsec_") or len(_key) < 24:
+        raise ImproperlyConfigured(
+            "WEBHOOK_SIGNING_SECRET must be 'whsec_' followed by the base64 of at least 24 random bytes"
+        )
+else:
+    WEBHOOK_SIGNING_SECRET = "whsec_" + _base64.b64encode(
+        _hmac.new(SECRET_KEY.encode(), b"statuspage.webhook-signing-secret", _hashlib.sha256).digest()
+    ).decode("ascii")
+
+# Email: how many recipients one batch call to the ESP carries (ESPs cap this: SendGrid
+# 1000 personalizations, Postmark 500 messages per batch).
+EMAIL_BATCH_SIZE = env_int("EMAIL_BATCH_SIZE", 100, minimum=1)
+# How the ESP spells a per-recipient merge field in a batch, NAME standing for the field:
+# "{{NAME}}" (Postmark/SparkPost/SES templates), "%recipient.NAME%" (Mailgun), "*|NAME|*"
+# (Mandrill), "-NAME-" (SendGrid, with ANYMAIL_SENDGRID_MERGE_FIELD_FORMAT="-{}-").
+EMAIL_MERGE_FIELD_FORMAT = env_str("EMAIL_MERGE_FIELD_FORMAT", "{{NAME}}")
+if "NAME" not in EMAIL_MERGE_FIELD_FORMAT:
+    raise ImproperlyConfigured(f"EMAIL_MERGE_FIELD_FORMAT must contain NAME where the field name goes; got {EMAIL_MERGE_FIELD_FORMAT!r}")
+
+# SMS: the backend class; notifications.transports.sms.TwilioSmsBackend talks to any
+# Twilio-compatible API at SMS_BASE_URL, the default console backend only logs.
+SMS_BACKEND = env_dotted_path("SMS_BACKEND", "notifications.transports.sms.ConsoleSmsBackend")
+SMS_BASE_URL = env_url("SMS_BASE_URL", "https://api.twilio.com").rstrip("/")
+SMS_ACCOUNT_SID = env_str("SMS_ACCOUNT_SID", "")
+SMS_AUTH_TOKEN = env_str("SMS_AUTH_TOKEN", "")
+SMS_FROM_NUMBER = env_str("SMS_FROM_NUMBER", "")
+if SMS_FROM_NUMBER and not _re.fullmatch(r"\+[1-9][0-9]{1,14}", SMS_FROM_NUMBER):
+    raise ImproperlyConfigured(f"SMS_FROM_NUMBER must be an E.164 number such as +15005550006; got {SMS_FROM_NUMBER!r}")
+# Where the provider reports delivery status (empty: no callbacks are requested).
+SMS_STATUS_CALLBACK_URL = env_url("SMS_STATUS_CALLBACK_URL", "", schemes=("https", "http"))
+# Longer texts are cut to fit: every segment is billed, and carriers reassemble few reliably.
+SMS_MAX_SEGMENTS = env_int("SMS_MAX_SEGMENTS", 2, minimum=1)
+if SMS_BACKEND.endswith(".TwilioSmsBackend") and not (SMS_ACCOUNT_SID and SMS_AUTH_TOKEN and SMS_FROM_NUMBER):
+    raise ImproperlyConfigured("SMS_BACKEND is Twilio: set SMS_ACCOUNT_SID, SMS_AUTH_TOKEN and SMS_FROM_NUMBER")

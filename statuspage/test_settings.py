@@ -26,3 +26,8 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "10000/mi
 # Tests do not run collectstatic; let whitenoise find files through the finders instead.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# Outbound HTTP in tests only ever reaches local servers, which tests allow-list one by one.
+OUTBOUND_ALLOWED_NETWORKS: list[str] = []
+OUTBOUND_HTTP_TIMEOUT = 5
+WEBHOOK_SIGNING_SECRET = "whsec_dGVzdC13ZWJob29rLXNpZ25pbmctc2VjcmV0LTMyYnl0ZXM="
+SMS_BACKEND = "notifications.transports.sms.ConsoleSmsBackend"

@@ -19,6 +19,13 @@ def _fresh_read_cache():
     cache.clear_local()
 
 
+@pytest.fixture(autouse=True)
+def _anymail_test_backend(settings):
+    """Django's test set-up swaps EMAIL_BACKEND for locmem; put anymail's test backend back so
+    sent messages carry anymail_status like real ESP sends (they still land in mail.outbox)."""
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+
+
 @pytest.fixture
 def page(db):
     return factories.make_page(name="Acme", url="https://status.example.com", is_default=True)
