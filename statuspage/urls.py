@@ -31,5 +31,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("incidents.urls")),
+    path("", include("subscribers.urls")),
+    path("", include("subscribers.api_urls")),
     *api_fallback,
 ]

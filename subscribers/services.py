@@ -16,11 +16,14 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from incidents.models import Component, Incident, Page, Region
-from subscribers.addresses import normalise_address
+from subscribers.addresses import normalise_address, normalise_phone
 from subscribers.models import (
+    AccountContact,
+    ApiToken,
     Channel,
     ConfirmationSend,
     ConsentAction,
@@ -31,6 +34,7 @@ from subscribers.models import (
     SubscriberStatus,
     Suppression,
     SuppressionReason,
+    Tier,
     address_digest,
 )
 
@@ -467,3 +471,162 @@ def sms_reply_handle(*, from_number: str, body: str) -> str | None:
         for subscriber in subscribers:
             subscriber_resubscribe_sms(subscriber=subscriber)
     return keyword
+
+
+# --- API helpers ---
+# Used by the public v2 subscribe API and the management API (subscribers/api.py).
+
+API_TOKEN_PREFIX = "sp_"
+# Writing last_used_at on every request would turn each API read into a write; a minute is precise enough.
+API_TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def api_token_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_token_create(*, user, name: str, scope: str) -> tuple[ApiToken, str]:
+    """A new management API key for `user`. Returns the token and the key, which is stored only as its SHA-256."""
+    if scope not in ApiToken.Scope.values:
+        raise ValidationError({"scope": f"Choose one of: {', '.join(ApiToken.Scope.values)}."})
+    key = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user=user, name=(name or "").strip(), scope=scope, key_digest=api_token_digest(key), prefix=key[:8])
+    token.full_clean()
+    token.save()
+    return token, key
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken) -> bool:
+    """Refuse the key from now on. Repeating it is harmless (returns False)."""
+    revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    token.refresh_from_db(fields=["revoked_at"])
+    return bool(revoked)
+
+
+def api_token_record_use(*, token: ApiToken) -> None:
+    """Note that a key was used, at most once a minute per key (a conditional update, so concurrent requests write once)."""
+    now = timezone.now()
+    if token.last_used_at is not None and token.last_used_at > now - API_TOKEN_TOUCH_INTERVAL:
+        return
+    ApiToken.objects.filter(pk=token.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - API_TOKEN_TOUCH_INTERVAL)
+    ).update(last_used_at=now)
+    token.last_used_at = now
+
+
+def subscriber_state_histogram(*, page: Page) -> dict:
+    """Subscribers of a page counted by state, overall and per channel (one grouped query)."""
+    states = SubscriberStatus.values
+    by_channel = {channel: dict.fromkeys(states, 0) for channel in Channel.values}
+    rows = Subscriber.objects.filter(page=page).values("channel", "status").annotate(n=Count("pk")).order_by()
+    for row in rows:
+        by_channel.setdefault(row["channel"], dict.fromkeys(states, 0))[row["status"]] = row["n"]
+    totals = {state: sum(counts[state] for counts in by_channel.values()) for state in states}
+    return {**totals, "channels": by_channel}
+
+
+# --- admin and import helpers ---
+
+
+@transaction.atomic
+def organization_save(*, organization: Organization) -> Organization:
+    """Create or change a customer account (admin); validated before saving."""
+    organization.name = organization.name.strip()
+    organization.external_id = organization.external_id.strip()
+    if organization.region_id is not None and organization.region.page_id != organization.page_id:
+        raise ValidationError({"region": "Choose a region of this account's status page."})
+    organization.full_clean()
+    organization.save()
+    return organization
+
+
+@transaction.atomic
+def organization_upsert(
+    *, page: Page, name: str = "", external_id: str = "", tier: str = "", region: Region | None = None, sla: str = "",
+) -> tuple[Organization, str]:
+    """Find a customer account by CRM id (else by name) and bring it up to date; creates it when missing.
+
+    Empty values leave what the account has. Returns the account and "created", "updated" or "unchanged".
+    """
+    name, external_id, sla = name.strip(), external_id.strip(), sla.strip()
+    organization = None
+    if external_id:
+        organization = Organization.objects.select_for_update().filter(page=page, external_id=external_id).first()
+        if organization is None and name:
+            # An account first entered by hand (no CRM id yet) is adopted by its name.
+            organization = Organization.objects.select_for_update().filter(
+                page=page, external_id="", name__iexact=name
+            ).first()
+    elif name:
+        organization = Organization.objects.select_for_update().filter(page=page, name__iexact=name).order_by("pk").first()
+    if organization is None:
+        if not name:
+            raise ValidationError({"name": "A new customer account needs a name."})
+        organization = Organization(page=page, name=name, external_id=external_id, tier=tier or Tier.STANDARD, region=region, sla=sla)
+        return organization_save(organization=organization), "created"
+    wanted = {"external_id": external_id, "tier": tier, "region": region, "sla": sla}
+    if external_id and name:
+        wanted["name"] = name
+    changed = False
+    for field, value in wanted.items():
+        if value in ("", None) or getattr(organization, field) == value:
+            continue
+        setattr(organization, field, value)
+        changed = True
+    if not changed:
+        return organization, "unchanged"
+    return organization_save(organization=organization), "updated"
+
+
+@transaction.atomic
+def account_contact_save(*, contact: AccountContact) -> AccountContact:
+    """Create or change an enterprise contact; the phone number is stored in E.164."""
+    if contact.phone:
+        try:
+            contact.phone = normalise_phone(contact.phone)
+        except ValidationError as exc:
+            raise ValidationError({"phone": exc.messages}) from None
+    contact.full_clean()
+    contact.save()
+    return contact
+
+
+@transaction.atomic
+def account_contact_upsert(
+    *, organization: Organization, name: str, phone: str, role: str = "", email: str = "", phone_country: str = "",
+) -> tuple[AccountContact, str]:
+    """The account's contact with this phone number, created or brought up to date (an import).
+
+    Returns the contact and "created", "updated" or "unchanged".
+    """
+    try:
+        phone = normalise_phone(phone, phone_country)
+    except ValidationError as exc:
+        raise ValidationError({"phone": exc.messages}) from None
+    contact = AccountContact.objects.select_for_update().filter(organization=organization, phone=phone).first()
+    if contact is None:
+        contact = AccountContact(organization=organization, name=name.strip(), role=role.strip(), phone=phone, email=email.strip())
+        return account_contact_save(contact=contact), "created"
+    wanted = {"name": name.strip(), "role": role.strip(), "email": email.strip()}
+    changed = {field: value for field, value in wanted.items() if value and getattr(contact, field) != value}
+    if not changed:
+        return contact, "unchanged"
+    for field, value in changed.items():
+        setattr(contact, field, value)
+    return account_contact_save(contact=contact), "updated"
+
+
+@transaction.atomic
+def subscriber_set_organization(*, subscriber: Subscriber, organization: Organization | None) -> Subscriber:
+    """Link a subscriber to a customer account of its page, or unlink it."""
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+    if subscriber.erased_at and organization is not None:
+        raise ValidationError({"organization": "This subscription was erased."})
+    if organization is not None and organization.page_id != subscriber.page_id:
+        raise ValidationError({"organization": "That customer account belongs to another page."})
+    if subscriber.organization_id != (organization.pk if organization else None):
+        subscriber.organization = organization
+        subscriber.save(update_fields=["organization", "updated"])
+    return subscriber
