@@ -120,7 +120,24 @@ class ServiceAdmin(admin.ModelAdmin):
             request._service_refusal = refused
             return super().changeform_view(request, object_id, form_url, extra_context)
 
+    # Adding often takes other fields than changing (a first update, a skip reason, ...).
+    add_form = None
+    add_fieldsets = None
+    change_fieldsets = None
+
+    def get_fieldsets(self, request, obj=None):
+        chosen = self.change_fieldsets if obj is not None else self.add_fieldsets
+        return chosen if chosen is not None else super().get_fieldsets(request, obj)
+
+    # Read-only inlines (time lines, ledgers) list what exists; a new object has nothing yet.
+    inlines_when_adding = True
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None or self.inlines_when_adding else []
+
     def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None and self.add_form is not None and "form" not in kwargs:
+            kwargs["form"] = self.add_form
         form_class = super().get_form(request, obj, change, **kwargs)
         refusal: ServiceRefused | None = getattr(request, "_service_refusal", None)
         if refusal is None:
@@ -419,6 +436,7 @@ def _affected_summary(obj: Incident) -> str:
 
 @admin.register(Incident)
 class IncidentAdmin(ServiceAdmin):
+    inlines_when_adding = False
     form = forms.IncidentChangeForm
     list_display = ("name", "coloured_status", "impact", "severity", "started_at", "resolved_at", "page", "public_id")
     list_filter = (IncidentStatusFilter, "impact", "severity", "page")
@@ -473,9 +491,6 @@ class IncidentAdmin(ServiceAdmin):
         if obj is None:
             kwargs["form"] = forms.with_component_fields(forms.IncidentOpenForm, self._components(request))
         return super().get_form(request, obj, change, **kwargs)
-
-    def get_inlines(self, request, obj):
-        return self.inlines if obj is not None else []
 
     def save_model(self, request, obj, form, change) -> None:
         if change:
@@ -619,6 +634,7 @@ class MaintenanceWhenFilter(admin.SimpleListFilter):
 
 @admin.register(Maintenance)
 class MaintenanceAdmin(ServiceAdmin):
+    inlines_when_adding = False
     form = forms.MaintenanceChangeForm
     add_form = forms.MaintenanceScheduleForm
     list_display = ("name", "coloured_status", "scheduled_for", "scheduled_until", "auto_start", "auto_complete", "page", "public_id")
@@ -651,21 +667,12 @@ class MaintenanceAdmin(ServiceAdmin):
     def affected_components(self, obj: Incident) -> str:
         return _affected_summary(obj)
 
-    def get_fieldsets(self, request, obj=None):
-        return self.change_fieldsets if obj is not None else self.add_fieldsets
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
         return ("public_id", "page", "status", "monitoring_at", "resolved_at", "affected_components")
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            kwargs["form"] = self.add_form
-        return super().get_form(request, obj, change, **kwargs)
-
-    def get_inlines(self, request, obj):
-        return self.inlines if obj is not None else []
 
     def save_model(self, request, obj, form, change) -> None:
         if change:

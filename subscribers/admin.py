@@ -230,7 +230,7 @@ class RegionFilter(admin.SimpleListFilter):
         )
 
 
-class ConsentEventInline(admin.TabularInline):
+class ConsentEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The subscriber's ledger, newest first, on its change page: read, never written here."""
 
     model = ConsentEvent
@@ -241,18 +241,10 @@ class ConsentEventInline(admin.TabularInline):
     can_delete = False
     verbose_name_plural = "consent ledger"
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(Subscriber)
 class SubscriberAdmin(ServiceAdmin):
+    inlines_when_adding = False
     form = SubscriberChangeForm
     add_form = SubscriberAddForm
     list_display = ("shown_address", "channel", "coloured_status", "organization", "tier", "created")
@@ -312,19 +304,10 @@ class SubscriberAdmin(ServiceAdmin):
 
     # --- add and change ---
 
-    def get_fieldsets(self, request, obj=None):
-        return self.change_fieldsets if obj is not None else self.add_fieldsets
 
     def get_readonly_fields(self, request, obj=None):
         return self.change_readonly if obj is not None else ()
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            kwargs["form"] = self.add_form
-        return super().get_form(request, obj, change, **kwargs)
-
-    def get_inlines(self, request, obj):
-        return self.inlines if obj is not None else []
 
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
