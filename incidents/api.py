@@ -9,10 +9,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
 
 from incidents import wire
-from incidents.serving import serve, snapshot_for
+from incidents.serving import public_read, serve, snapshot_for
 
 
 def _endpoint_view(name: str):
+    @public_read
     @require_safe
     def view(request: HttpRequest) -> HttpResponse:
         def build(page_id: str, version: str):

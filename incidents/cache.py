@@ -2,8 +2,9 @@
 
 Every write calls content_changed(), which bumps a version token in the shared cache once the
 transaction commits. Readers compare their in-process copy against that token, so a request that
-finds its output already rendered costs one cache get and no SQL, and no process serves a page
-older than the last commit.
+finds its output already rendered costs no SQL, and no process serves a page older than the last
+commit. With Redis the token is also published, and each process holds it in memory while its
+subscription is healthy (incidents.version_watch), so a read costs no round trip either.
 """
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ import hashlib
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache as shared_cache
 from django.db import connection, transaction
-from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +48,39 @@ _local = _Local()
 _lock = threading.Lock()
 
 
+_watcher = None
+_watcher_decided = False  # settings are read once per process: this runs on every request
+
+
+def _version_watcher():
+    """The push channel for the version token, when the shared cache is Redis (None otherwise)."""
+    global _watcher, _watcher_decided
+    if not _watcher_decided:
+        if getattr(settings, "REDIS_URL", "") and settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
+            from incidents.version_watch import VersionWatcher
+
+            _watcher = VersionWatcher(settings.REDIS_URL, read_current=_shared_version)
+        _watcher_decided = True
+    return _watcher
+
+
+def reset_version_watcher() -> None:
+    """Stop and forget the watcher, so the next read decides again (tests that switch caches)."""
+    global _watcher, _watcher_decided
+    if _watcher is not None:
+        _watcher.stop()
+    _watcher, _watcher_decided = None, False
+
+
 def _bump() -> None:
-    shared_cache.set(VERSION_KEY, secrets.token_hex(8), timeout=None)
+    version = secrets.token_hex(8)
+    shared_cache.set(VERSION_KEY, version, timeout=None)
+    watcher = _version_watcher()
+    if watcher is not None:
+        try:
+            watcher.publish(version)
+        except Exception:  # readers whose subscription missed it re-read the cache on reconnect
+            logger.exception("could not publish the content version")
     if getattr(settings, "STATIC_EXPORT_DIR", ""):
         from incidents.export import export_static_site
 
@@ -85,12 +117,19 @@ def content_changed() -> None:
     transaction.on_commit(pending)
 
 
-def current_version() -> str:
+def _shared_version() -> str:
     version = shared_cache.get(VERSION_KEY)
     if version is None:
         shared_cache.add(VERSION_KEY, secrets.token_hex(8), timeout=None)
         version = shared_cache.get(VERSION_KEY)
-    return f"{version}.{timezone.now():%Y%m%d%H}"
+    return version
+
+
+def current_version() -> str:
+    """The content version token, with the hour (so hourly-ageing outputs are rebuilt too)."""
+    watcher = _version_watcher()
+    version = watcher.version if watcher is not None else None
+    return f"{version or _shared_version()}.{int(time.time()) // 3600}"
 
 
 def _remember(version: str, key: tuple, value: object) -> None:

@@ -20,7 +20,7 @@ from django.utils.xmlutils import SimplerXMLGenerator
 from django.views.decorators.http import require_safe
 
 from incidents.selectors import LIST_LIMIT
-from incidents.serving import serve, snapshot_for
+from incidents.serving import public_read, serve, snapshot_for
 from incidents.views import labelled_updates, page_zone
 
 ATOM_CONTENT_TYPE = "application/atom+xml; charset=utf-8"
@@ -144,6 +144,7 @@ def render_rss(snap: dict) -> bytes:
 
 
 def _feed_view(key: str, render, content_type: str):
+    @public_read
     @require_safe
     def view(request: HttpRequest) -> HttpResponse:
         def build(page_id: str, version: str) -> tuple[bytes, str] | None:

@@ -1,4 +1,9 @@
-"""Serving cached public outputs: host routing, ETag/304 before any work, cache headers."""
+"""Serving cached public outputs: host routing, ETag/304 before any work, cache headers.
+
+Views marked @public_read are answered by PublicReadMiddleware straight after Django's
+SecurityMiddleware: a cached public page needs no session, user, CSRF token or messages, and
+skipping that middleware is most of what separates a cached page from a constant response.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -6,16 +11,61 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.http.request import split_domain_port
-from django.utils.cache import patch_vary_headers
+from django.urls import Resolver404, resolve
 
 from incidents import cache
 from incidents.selectors import page_routes, page_snapshot
 
 
+_HOSTS: dict[str, str] = {}  # raw Host header -> host name, so the hot path skips the parsing
+_HOSTS_MAX = 1000
+
+
+def _host_name(request: HttpRequest) -> str:
+    raw = request.get_host()  # validated against ALLOWED_HOSTS
+    host = _HOSTS.get(raw)
+    if host is None:
+        host, _port = split_domain_port(raw)
+        if len(_HOSTS) < _HOSTS_MAX:  # wildcard ALLOWED_HOSTS must not grow it without bound
+            _HOSTS[raw] = host
+    return host
+
+
 def page_id_for(request: HttpRequest, *, version: str) -> str | None:
     routes = cache.cached(("routes",), page_routes, version=version)
-    host, _port = split_domain_port(request.get_host())
-    return routes["hosts"].get(host, routes["default"])
+    return routes["hosts"].get(_host_name(request), routes["default"])
+
+
+def public_read(view):
+    """Mark a GET/HEAD view that serves cached, user-independent bytes through serve()."""
+    view.public_read = True
+    return view
+
+
+class PublicReadMiddleware:
+    """Answer GET and HEAD requests for @public_read views before the session, auth, CSRF,
+    message and allauth middleware run. Other requests, and other views, go down the stack.
+
+    It sits after SecurityMiddleware, so HTTPS redirects and security headers still apply; the
+    clickjacking header that XFrameOptionsMiddleware would add is set here.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method in ("GET", "HEAD"):
+            try:
+                match = resolve(request.path_info)
+            except Resolver404:
+                match = None
+            if match is not None and getattr(match.func, "public_read", False):
+                request.resolver_match = match
+                response = match.func(request, *match.args, **match.kwargs)
+                if "X-Frame-Options" not in response:
+                    response["X-Frame-Options"] = settings.X_FRAME_OPTIONS
+                return response
+        return self.get_response(request)
 
 
 def snapshot_for(page_id: str, *, version: str) -> dict | None:
@@ -23,7 +73,8 @@ def snapshot_for(page_id: str, *, version: str) -> dict | None:
 
 
 def _etag_matches(request: HttpRequest, etag: str) -> bool:
-    header = request.headers.get("If-None-Match", "")
+    # META rather than request.headers: building the headers mapping costs more than the rest.
+    header = request.META.get("HTTP_IF_NONE_MATCH", "")
     if not header:
         return False
     candidates = {tag.strip().removeprefix("W/") for tag in header.split(",")}
@@ -49,13 +100,13 @@ def serve(
     full_key = (page_id, *key)
     etag = cache.etag_for(version, ("rendered", *full_key))
     # A compressed body is another representation, so it gets its own strong ETag.
-    wants_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
+    wants_gzip = "gzip" in request.META.get("HTTP_ACCEPT_ENCODING", "")
     gzip_etag = etag[:-1] + '-gz"'
 
     def headers(response: HttpResponse, tag: str) -> HttpResponse:
         response["ETag"] = tag
         response["Cache-Control"] = f"public, max-age={settings.PUBLIC_CACHE_MAX_AGE}"
-        patch_vary_headers(response, ["Host", "Accept-Encoding"])
+        response["Vary"] = "Host, Accept-Encoding"  # a fresh response: nothing to merge with
         if cors:
             response["Access-Control-Allow-Origin"] = "*"
         return response

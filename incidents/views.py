@@ -31,7 +31,7 @@ from incidents.models import (
     MaintenanceStatus,
 )
 from incidents.selectors import PARTIAL_OUTAGE_WEIGHT, UPTIME_DAYS, history_months, incident_by_id
-from incidents.serving import serve, snapshot_for
+from incidents.serving import public_read, serve, snapshot_for
 
 HTML_CONTENT_TYPE = "text/html; charset=utf-8"
 # Resolved incidents stay on the front page this long, as "recently resolved".
@@ -357,6 +357,7 @@ def find_incident(snap: dict, incident_id: str) -> dict | None:
 # --- views --------------------------------------------------------------------------------------------
 
 
+@public_read
 @require_safe
 def status_page(request: HttpRequest) -> HttpResponse:
     def build(page_id: str, version: str) -> tuple[bytes, str] | None:
@@ -366,6 +367,7 @@ def status_page(request: HttpRequest) -> HttpResponse:
     return serve(request, ("html", "page"), build)
 
 
+@public_read
 @require_safe
 def incident_detail(request: HttpRequest, incident_id: str) -> HttpResponse:
     if not _PUBLIC_ID_RE.match(incident_id):
@@ -390,6 +392,7 @@ def _history_offset(raw: str | None) -> int:
     return int(raw)
 
 
+@public_read
 @require_safe
 def history(request: HttpRequest) -> HttpResponse:
     offset = _history_offset(request.GET.get("page"))

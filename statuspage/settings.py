@@ -65,6 +65,8 @@ SITE_ID = 1
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Cached public pages and the v2 JSON are answered here, before session/auth/CSRF/messages.
+    "incidents.serving.PublicReadMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -114,7 +116,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- cache and queue --------------------------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "statuspage.lib.redis_cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     # The database is the queue broker without Redis, but not the cache: a database cache
     # would put SQL on every public read. Files are shared by the web and worker processes
