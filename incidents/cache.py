@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import os
 import secrets
 import threading
 import time
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache as shared_cache
+from django.core.cache import caches
+from django.core.cache.backends.filebased import FileBasedCache
 from django.db import connection, transaction
 
 logger = logging.getLogger(__name__)
@@ -64,12 +67,52 @@ def _version_watcher():
     return _watcher
 
 
+class _FileVersionProbe:
+    """With the file cache, re-read the token only when its file changed.
+
+    Django's file cache replaces a file by renaming a new one over it, so (inode, mtime, size)
+    changes on every write; one stat() is much cheaper than opening and unpickling the file.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.stamp: tuple | None = None
+        self.version: str | None = None
+
+    def read(self) -> str | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp != self.stamp:
+            # Stat first, read second: a write in between leaves a stamp that no longer
+            # matches, so the next request reads again.
+            self.version, self.stamp = shared_cache.get(VERSION_KEY), stamp
+        return self.version
+
+
+_file_probe: _FileVersionProbe | None = None
+_file_probe_decided = False
+
+
+def _version_file_probe() -> _FileVersionProbe | None:
+    global _file_probe, _file_probe_decided
+    if not _file_probe_decided:
+        backend = caches["default"]
+        if isinstance(backend, FileBasedCache):
+            _file_probe = _FileVersionProbe(backend._key_to_file(VERSION_KEY))
+        _file_probe_decided = True
+    return _file_probe
+
+
 def reset_version_watcher() -> None:
-    """Stop and forget the watcher, so the next read decides again (tests that switch caches)."""
-    global _watcher, _watcher_decided
+    """Stop and forget the fast version readers, so the next read decides again (tests that
+    switch caches)."""
+    global _watcher, _watcher_decided, _file_probe, _file_probe_decided
     if _watcher is not None:
         _watcher.stop()
-    _watcher, _watcher_decided = None, False
+    _watcher, _watcher_decided, _file_probe, _file_probe_decided = None, False, None, False
 
 
 def _bump() -> None:
@@ -129,6 +172,9 @@ def current_version() -> str:
     """The content version token, with the hour (so hourly-ageing outputs are rebuilt too)."""
     watcher = _version_watcher()
     version = watcher.version if watcher is not None else None
+    if version is None:
+        probe = _version_file_probe()
+        version = probe.read() if probe is not None else None
     return f"{version or _shared_version()}.{int(time.time()) // 3600}"
 
 
