@@ -56,6 +56,11 @@ def browser_page(monkeypatch):
         finally:
             context.close()
             browser.close()
+            # While Playwright's loop runs, Django keys connections by context, so the test's
+            # checks opened one of their own: close it, or PostgreSQL cannot drop the test database.
+            from django.db import connections
+
+            connections.close_all()
 
 
 @pytest.fixture
