@@ -59,3 +59,27 @@ def page_rollup(*, leaf_components, unresolved_impacts, maintenance_active: bool
     if maintenance_active or any(s == ComponentStatus.UNDER_MAINTENANCE for s in counted):
         return "maintenance", "Service Under Maintenance"
     return "none", "All Systems Operational"
+
+
+# --- the channel matrix (REQUIREMENTS.md, severity policy) ---------------------------------
+# Subscriber channels only: the status page itself and the in-app banner show every update.
+# Webhooks and chat are machine/team integrations, so they follow the page ("in-app") column
+# and hear P1-P3; email is for P1/P2; SMS only reaches enterprise accounts, and only on P1.
+_ENDPOINT_CHANNELS = frozenset({"webhook", "slack", "teams"})
+_INCIDENT_CHANNELS: dict[str, frozenset[str]] = {
+    Severity.P1: frozenset({"email", "sms"}) | _ENDPOINT_CHANNELS,
+    Severity.P2: frozenset({"email"}) | _ENDPOINT_CHANNELS,
+    Severity.P3: _ENDPOINT_CHANNELS,
+    Severity.P4: frozenset(),
+}
+# Maintenance notices are announcements, not alarms: never by SMS.
+MAINTENANCE_CHANNELS = frozenset({"email"}) | _ENDPOINT_CHANNELS
+SMS_TIERS = frozenset({"enterprise"})
+
+
+def channels_for(severity: str, tier: str | None, *, maintenance: bool = False) -> frozenset[str]:
+    """The subscriber channels an update of this severity reaches for a subscriber of this tier."""
+    channels = MAINTENANCE_CHANNELS if maintenance else _INCIDENT_CHANNELS.get(severity, frozenset())
+    if tier not in SMS_TIERS:
+        channels = channels - {"sms"}
+    return channels

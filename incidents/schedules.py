@@ -11,6 +11,13 @@ SCHEDULES = [
         "schedule_type": Schedule.MINUTES,
         "minutes": 1,
     },
+    {
+        # Re-queues expired claims and due deliveries, expands dispatches whose task was lost.
+        "name": "notifications.sweep_deliveries",
+        "func": "notifications.tasks.sweep_deliveries",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+    },
 ]
 
 

@@ -176,7 +176,30 @@ def _append_update(
     )
     update.full_clean()
     update.save()
+    _archive_page_update(update=update, incident=incident, affected=affected, published_at=now)
+    if deliver_notifications:
+        # Same transaction as the update: a rollback leaves no dispatch and queues nothing.
+        from notifications.services import dispatch_create
+
+        dispatch_create(update=update)
     return update
+
+
+def _archive_page_update(*, update: IncidentUpdate, incident: Incident, affected: list[dict] | None, published_at: datetime) -> None:
+    """The page is a channel too: archive the update as published, in the caller's transaction,
+    so a rolled-back publish leaves no archive row and a committed one always has its row."""
+    from notifications.archive import archive_message
+    from statuspage.lib.markdown import plain_body
+
+    archive_message(
+        channel="page", kind="page_update", recipient=f"{incident.page.base_url}/incidents/{incident.public_id}",
+        subject=incident.name, text_body=plain_body(update.body), html_body=update.body_html,
+        payload={
+            "status": update.status, "body": update.body, "display_at": update.display_at.isoformat(),
+            "affected_components": affected, "deliver_notifications": update.deliver_notifications,
+        },
+        page=incident.page, incident=incident, update=update, sent_at=published_at,
+    )
 
 
 def _transition(incident: Incident, status: str, at: datetime) -> None:

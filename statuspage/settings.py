@@ -323,3 +323,8 @@ SMS_STATUS_CALLBACK_URL = env_url("SMS_STATUS_CALLBACK_URL", "", schemes=("https
 SMS_MAX_SEGMENTS = env_int("SMS_MAX_SEGMENTS", 2, minimum=1)
 if SMS_BACKEND.endswith(".TwilioSmsBackend") and not (SMS_ACCOUNT_SID and SMS_AUTH_TOKEN and SMS_FROM_NUMBER):
     raise ImproperlyConfigured("SMS_BACKEND is Twilio: set SMS_ACCOUNT_SID, SMS_AUTH_TOKEN and SMS_FROM_NUMBER")
+
+# --- compliance archive ---
+# How long archived messages are kept before `manage.py archive_purge` may remove them
+# (default about 7 years); legal holds keep them longer.
+ARCHIVE_RETENTION_DAYS = env_int("ARCHIVE_RETENTION_DAYS", 2555, minimum=1)

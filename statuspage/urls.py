@@ -33,5 +33,8 @@ urlpatterns = [
     path("", include("incidents.urls")),
     path("", include("subscribers.urls")),
     path("", include("subscribers.api_urls")),
+    path("", include("notifications.urls")),
+    # anymail's ESP tracking webhooks: webhooks/anymail/<esp>/tracking/, basic auth ANYMAIL["WEBHOOK_SECRET"].
+    path("webhooks/anymail/", include("anymail.urls")),
     *api_fallback,
 ]

@@ -107,6 +107,10 @@ class Subscriber(models.Model):
     sms_code_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     quarantined_at = models.DateTimeField(null=True, blank=True)
+    # Webhook/Slack/Teams endpoints: when the current run of failed deliveries began (None
+    # once one succeeds), and when the owner was told of the quarantine (told once only).
+    endpoint_failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    quarantine_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
     erased_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -160,6 +164,7 @@ class ConsentAction(models.TextChoices):
     CONFIRMATION_SKIPPED = "confirmation_skipped", "Confirmation skipped"
     ERASE = "erase", "Personal data erased"
     EXPORT = "export", "Personal data exported"
+    QUARANTINE = "quarantine", "Endpoint quarantined"
 
 
 class ConsentSource(models.TextChoices):

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import logging
 
-from notifications.transports import TransportError, get_transport
+from django.utils import timezone
+
+from notifications.archive import archive_message
+from notifications.models import ArchiveKind
+from notifications.transports import OutboundMessage, TransportError, get_transport
 from subscribers import messages, services
 from subscribers.models import URL_CHANNELS, Channel, ConsentAction, ConsentSource, Subscriber, SubscriberStatus
 
@@ -17,6 +21,16 @@ def _subscribe_source(subscriber: Subscriber) -> str:
         .order_by("-created", "-pk").first()
     )
     return event.source if event else ConsentSource.PUBLIC_PAGE
+
+
+def _archive(subscriber: Subscriber, message: OutboundMessage, provider_id: str) -> None:
+    """The confirmation left the building: keep it in the compliance archive as sent."""
+    archive_message(
+        channel=subscriber.channel, kind=ArchiveKind.CONFIRMATION, recipient=message.to, subject=message.subject,
+        text_body=message.text, html_body=message.html, headers=message.headers, payload=message.payload,
+        page=subscriber.page, subscriber=subscriber, provider_id=provider_id, sent_at=timezone.now(),
+        message_id=message.message_id or "",
+    )
 
 
 def send_confirmation(subscriber_id: int) -> str:
@@ -35,12 +49,13 @@ def send_confirmation(subscriber_id: int) -> str:
     code = services.subscriber_issue_sms_code(subscriber=subscriber) if subscriber.channel == Channel.SMS else None
     message = messages.confirmation_message(subscriber, sms_code=code)
     try:
-        get_transport(subscriber.channel).send(message)
+        result = get_transport(subscriber.channel).send(message)
     except TransportError as exc:
         # Not retried here: the address has had its one confirmation of the day, and staff can
         # resend from the admin; the subscriber simply stays pending.
         logger.warning("confirmation to subscriber %s (%s) failed: %s", subscriber.public_id, subscriber.channel, exc)
         return "failed"
+    _archive(subscriber, message, result.provider_id)
     if subscriber.channel in URL_CHANNELS:
         confirmed = services.subscriber_confirm(subscriber=subscriber, source=_subscribe_source(subscriber))
         return "confirmed" if confirmed else "sent"

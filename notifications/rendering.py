@@ -1,0 +1,221 @@
+"""What a delivery says, per channel: subject, text and HTML bodies, or the webhook JSON.
+
+The per-dispatch part (incident, update, page status, wire object) is built once into a
+`DispatchContext`; the per-recipient part (manage and unsubscribe links, times in the
+subscriber's zone) is filled in per delivery. Email keeps those as {{merge}} fields so the
+transport can send a batch of identical templates with per-recipient merge data.
+"""
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils.html import escape, linebreaks
+
+from incidents import cache, wire
+from incidents.models import Incident, IncidentUpdate, Page
+from incidents.selectors import incident_by_id
+from incidents.serving import snapshot_for
+from notifications.transports import OutboundMessage
+from notifications.transports.email import fill_merge_fields
+from notifications.transports.sms import sms_segments
+from statuspage.lib.markdown import plain_body
+from subscribers.messages import links_for
+from subscribers.models import Channel, Subscriber
+
+TEMPLATE_VERSION = "notification-v1"
+SMS_MAX_SEGMENTS = 2
+
+
+@dataclass(frozen=True)
+class DispatchContext:
+    page: Page
+    incident: Incident
+    update: IncidentUpdate
+    incident_url: str
+    status_label: str
+    impact_label: str
+    body_text: str
+    components: tuple[str, ...]
+    page_status: dict
+    incident_wire: dict | None
+
+
+def dispatch_context(*, page: Page, incident: Incident, update: IncidentUpdate) -> DispatchContext:
+    snap = snapshot_for(page.public_id, version=cache.current_version()) or {}
+    status = snap.get("status") or {}
+    incident_dict = incident_by_id(page.public_id, incident.public_id)
+    incident_wire = wire.incident_json(incident_dict, snap) if (incident_dict and snap) else None
+    names = tuple(entry["name"] for entry in (update.affected_components or []) if isinstance(entry, dict) and entry.get("name"))
+    if not names:
+        names = tuple(str(link.component) for link in incident.affected.select_related("component", "component__group"))
+    return DispatchContext(
+        page=page,
+        incident=incident,
+        update=update,
+        incident_url=f"{page.base_url}/incidents/{incident.public_id}",
+        status_label=update.get_status_display(),
+        impact_label=incident.get_impact_display(),
+        body_text=plain_body(update.body),
+        components=names,
+        page_status={
+            "id": page.public_id,
+            "status_indicator": status.get("indicator", "none"),
+            "status_description": status.get("description", ""),
+        },
+        incident_wire=incident_wire,
+    )
+
+
+def _local(value: datetime | None, subscriber: Subscriber | None, page: Page) -> str:
+    if value is None:
+        return ""
+    tz_name = (subscriber.time_zone if subscriber else "") or page.time_zone
+    local = value.astimezone(zoneinfo.ZoneInfo(tz_name))
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
+def _next_update_line(ctx: DispatchContext) -> str:
+    if ctx.incident.is_maintenance:
+        return "Window: {{window}}"
+    if ctx.incident.is_open:
+        return "Next update: {{next_update}}" if ctx.incident.next_update_at else "Next update: as soon as we know more."
+    return ""
+
+
+def _merge_data(ctx: DispatchContext, subscriber: Subscriber | None) -> dict[str, str]:
+    links = links_for(subscriber) if subscriber else None
+    incident = ctx.incident
+    return {
+        "manage_url": links.manage if links else "",
+        "unsubscribe_url": links.unsubscribe if links else "",
+        "next_update": _local(incident.next_update_at, subscriber, ctx.page),
+        "window": f"{_local(incident.scheduled_for, subscriber, ctx.page)} to {_local(incident.scheduled_until, subscriber, ctx.page)}"
+        if incident.is_maintenance else "",
+    }
+
+
+def _subject(ctx: DispatchContext) -> str:
+    return f"[{ctx.page.name}] {ctx.incident.name}: {ctx.status_label}"
+
+
+def _email(ctx: DispatchContext, subscriber: Subscriber | None, delivery_key: str, message_id: str, to: str) -> OutboundMessage:
+    lines = [
+        f"{ctx.incident.name} - {ctx.status_label}",
+        "",
+        ctx.body_text,
+        "",
+    ]
+    if not ctx.incident.is_maintenance:
+        lines.append(f"Impact: {ctx.impact_label}")
+    if ctx.components:
+        lines.append(f"Affected: {', '.join(ctx.components)}")
+    next_line = _next_update_line(ctx)
+    if next_line:
+        lines.append(next_line)
+    lines += [
+        f"Details: {ctx.incident_url}",
+        "",
+        "--",
+        f"You subscribed to {ctx.page.name} status updates.",
+        "Manage what you receive: {{manage_url}}",
+        "Unsubscribe: {{unsubscribe_url}}",
+    ]
+    facts = []
+    if not ctx.incident.is_maintenance:
+        facts.append(f"<li>Impact: {escape(ctx.impact_label)}</li>")
+    if ctx.components:
+        facts.append(f"<li>Affected: {escape(', '.join(ctx.components))}</li>")
+    if next_line:
+        facts.append(f"<li>{escape(next_line)}</li>")
+    html = (
+        f"<h1>{escape(ctx.incident.name)} &ndash; {escape(ctx.status_label)}</h1>"
+        f"{ctx.update.body_html or linebreaks(escape(ctx.body_text))}"
+        f"<ul>{''.join(facts)}</ul>"
+        f'<p><a href="{escape(ctx.incident_url)}">View this incident on the status page</a></p>'
+        f"<hr><p>You subscribed to {escape(ctx.page.name)} status updates. "
+        '<a href="{{manage_url}}">Manage what you receive</a> &middot; <a href="{{unsubscribe_url}}">Unsubscribe</a></p>'
+    )
+    merge = _merge_data(ctx, subscriber)
+    headers = {}
+    if merge["unsubscribe_url"]:
+        # RFC 2369 + RFC 8058, as on the confirmation email (subscribers.messages).
+        headers = {"List-Unsubscribe": f"<{merge['unsubscribe_url']}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    return OutboundMessage(
+        channel=Channel.EMAIL, to=to, idempotency_key=delivery_key, message_id=message_id,
+        subject=_subject(ctx), text="\n".join(lines), html=html, headers=headers, merge_data=merge,
+        metadata=_metadata(ctx, subscriber, delivery_key),
+    )
+
+
+def _metadata(ctx: DispatchContext, subscriber: Subscriber | None, delivery_key: str) -> dict:
+    return {
+        "kind": "notification", "delivery": delivery_key, "page": ctx.page.public_id,
+        "incident": ctx.incident.public_id, "update": ctx.update.public_id,
+        "subscriber": subscriber.public_id if subscriber else "",
+        "url": ctx.incident_url, "status": ctx.status_label,
+    }
+
+
+def sms_text(ctx: DispatchContext, subscriber: Subscriber | None) -> str:
+    """Concise: name, status, the start of the update, the link; cut to SMS_MAX_SEGMENTS."""
+    head = f"{ctx.page.name}: {ctx.incident.name} - {ctx.status_label}."
+    tail = f" {ctx.incident_url} Reply STOP to opt out."
+    body = " ".join(ctx.body_text.split())
+    text = f"{head} {body}{tail}"
+    while sms_segments(text) > SMS_MAX_SEGMENTS and body:
+        body = body[: max(0, len(body) - 10)].rstrip()
+        text = f"{head} {body}…{tail}" if body else f"{head}{tail}"
+    return text
+
+
+def _endpoint_text(ctx: DispatchContext, subscriber: Subscriber | None) -> str:
+    merge = _merge_data(ctx, subscriber)
+    parts = [ctx.body_text]
+    if ctx.components:
+        parts.append(f"Affected: {', '.join(ctx.components)}")
+    next_line = fill_merge_fields(_next_update_line(ctx), merge, html=False)
+    if next_line:
+        parts.append(next_line)
+    if merge["unsubscribe_url"]:
+        parts.append(f"Unsubscribe: {merge['unsubscribe_url']}")
+    return "\n".join(parts)
+
+
+def webhook_payload(ctx: DispatchContext, subscriber: Subscriber | None) -> dict:
+    """Statuspage's incident webhook shape: meta, page, incident (the v2 incident object)."""
+    links = links_for(subscriber) if subscriber else None
+    return {
+        "meta": {
+            "unsubscribe": links.unsubscribe if links else "",
+            "documentation": links.documentation if links else f"{ctx.page.base_url}/subscribe#webhooks",
+        },
+        "page": dict(ctx.page_status),
+        "incident": ctx.incident_wire,
+    }
+
+
+def render(ctx: DispatchContext, *, channel: str, to: str, subscriber: Subscriber | None, idempotency_key: str,
+           message_id: str = "") -> OutboundMessage:
+    """The message of one delivery, ready for its channel's transport."""
+    if channel == Channel.EMAIL:
+        return _email(ctx, subscriber, idempotency_key, message_id, to)
+    metadata = _metadata(ctx, subscriber, idempotency_key)
+    if channel == Channel.SMS:
+        return OutboundMessage(channel=channel, to=to, idempotency_key=idempotency_key, text=sms_text(ctx, subscriber), metadata=metadata)
+    payload = webhook_payload(ctx, subscriber) if channel == Channel.WEBHOOK else None
+    return OutboundMessage(
+        channel=channel, to=to, idempotency_key=idempotency_key, subject=_subject(ctx),
+        text=_endpoint_text(ctx, subscriber), payload=payload, metadata=metadata,
+    )
+
+
+def as_sent(message: OutboundMessage) -> tuple[str, str, str]:
+    """Subject, text and HTML with the recipient's merge fields filled in: what the archive keeps."""
+    data = message.merge_data
+    return (
+        fill_merge_fields(message.subject, data, html=False),
+        fill_merge_fields(message.text, data, html=False),
+        fill_merge_fields(message.html, data, html=True),
+    )
