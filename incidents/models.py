@@ -273,6 +273,12 @@ class Incident(models.Model):
     scheduled_until = models.DateTimeField(null=True, blank=True)
     auto_start = models.BooleanField(default=True, help_text="Start the maintenance automatically at its start time.")
     auto_complete = models.BooleanField(default=True, help_text="Complete the maintenance automatically at its end time.")
+    # Cascades: an incident caused by another one hangs under it. Only the parent's thread
+    # notifies subscribers; children are for the page and the responders. One level deep.
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children",
+        help_text="The incident this one is a consequence of; its subscribers hear through the parent.",
+    )
     created = models.DateTimeField(default=timezone.now, editable=False)
     updated = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -337,8 +343,26 @@ class Incident(models.Model):
             errors["resolved_at"] = "The resolution cannot come before the start."
         if self.started_at and self.started_at > timezone.now() + timezone.timedelta(minutes=5) and not self.is_maintenance:
             errors["started_at"] = "An incident cannot start in the future."
+        if self.parent_id:
+            parent_error = self._parent_error()
+            if parent_error:
+                errors["parent"] = parent_error
         if errors:
             raise ValidationError(errors)
+
+    def _parent_error(self) -> str:
+        parent = self.parent
+        if self.pk and parent.pk == self.pk:
+            return "An incident cannot be its own parent."
+        if parent.page_id != self.page_id:
+            return "The parent incident must be on the same page."
+        if parent.is_maintenance or self.is_maintenance:
+            return "Only incidents can be linked in a cascade, not maintenances."
+        if parent.parent_id:
+            return "The parent is itself a child incident; link to its parent instead."
+        if self.pk and Incident.objects.filter(parent_id=self.pk).exists():
+            return "This incident has child incidents of its own, so it cannot become a child."
+        return ""
 
 
 class IncidentComponent(models.Model):

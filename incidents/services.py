@@ -230,8 +230,13 @@ def incident_open(
     deliver_notifications: bool = True,
     actor=None,
     source: str = StatusSource.INCIDENT,
+    parent: Incident | None = None,
 ) -> Incident:
-    """Open an incident with its first update and set the affected components' statuses."""
+    """Open an incident with its first update and set the affected components' statuses.
+
+    With a parent it is a child of that incident's cascade: it shows on the page, but its
+    updates notify nobody (the parent's thread carries the message).
+    """
     if status not in OPEN_INCIDENT_STATUSES:
         raise ValidationError({"status": "A new incident starts as investigating, identified or monitoring."})
     components = dict(components or {})
@@ -239,7 +244,7 @@ def incident_open(
     incident = Incident(
         page=page, kind=IncidentKind.INCIDENT, name=name, status=status,
         impact=impact or impact_from_component_statuses(components.values()),
-        severity=severity, started_at=started_at or now, created=now, updated=now,
+        severity=severity, started_at=started_at or now, created=now, updated=now, parent=parent,
     )
     _transition(incident, status, now)
     incident.next_update_at = next_update_at or next_update_due(severity, display_at or now)

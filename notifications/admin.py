@@ -131,18 +131,135 @@ class LegalHoldAdmin(admin.ModelAdmin):
 from django.db.models import Count, Q  # noqa: E402 - kept inside this block, which has its own owner
 
 from notifications import services as delivery_services  # noqa: E402
-from notifications.models import Delivery, DeliveryEvent, DeliveryStatus, Dispatch  # noqa: E402
+from notifications.models import Delivery, DeliveryEvent, DeliveryStatus, Dispatch, DispatchStatus  # noqa: E402
+
+
+# The progress columns of a dispatch, in the order the admin shows them.
+PROGRESS_COLUMNS = ("queued", "sending", "sent", "delivered", "failed", "dead", "skipped")
+# Provider reports that mean the message reached the recipient (anymail "delivered", SMS "read").
+DELIVERED_EVENT_KINDS = ("delivered", "read")
+
+
+def dispatch_progress(dispatch: Dispatch) -> dict:
+    """Per-channel delivery counts of one dispatch: one aggregate query (plus the dispatch row).
+
+    "delivered" counts sent deliveries the provider later reported delivered (DeliveryEvent),
+    so it is a subset of "sent", not a status of its own.
+    """
+    from django.db.models import Exists, OuterRef
+
+    delivered = Exists(DeliveryEvent.objects.filter(delivery=OuterRef("pk"), kind__in=DELIVERED_EVENT_KINDS))
+    counts = {
+        status: Count("pk", filter=Q(status=status))
+        for status in ("queued", "sending", "sent", "failed", "dead", "skipped")
+    }
+    rows = (
+        Delivery.objects.filter(dispatch_id=dispatch.pk).order_by().values("channel")
+        .annotate(total=Count("pk"), delivered=Count("pk", filter=Q(delivered)), **counts)
+        .order_by("channel")
+    )
+    channels = {}
+    for row in rows:
+        total = row["total"] or 1
+        channels[row["channel"]] = {
+            **{column: row[column] for column in PROGRESS_COLUMNS},
+            "total": row["total"],
+            # Bar widths, in percent of the channel's deliveries; delivered is drawn inside sent.
+            "percent": {column: round(100 * row[column] / total, 1) for column in PROGRESS_COLUMNS},
+        }
+    totals = {column: sum(c[column] for c in channels.values()) for column in (*PROGRESS_COLUMNS, "total")}
+    done = dispatch.status == DispatchStatus.DONE
+    return {
+        "dispatch": dispatch.pk, "status": dispatch.status, "status_label": dispatch.get_status_display(),
+        "done": done, "recipients": dispatch.recipients, "channels": channels, "totals": totals,
+        "resendable": totals["failed"] + totals["dead"],
+    }
 
 
 @admin.register(Dispatch)
 class DispatchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """The fan-out of each published update, with its progress by delivery status."""
+    """The fan-out of each published update, with its progress by delivery status.
+
+    The change page shows live per-channel progress (polling progress.json every few seconds
+    until the dispatch is done), links to its deliveries and resends the failed ones.
+    """
 
     list_display = ("incident", "kind", "severity", "status", "recipients", "sent", "waiting", "failed", "created", "finished_at")
     list_filter = ("status", "kind", "severity")
     search_fields = ("incident__name", "incident__public_id")
     list_select_related = ("incident",)
     date_hierarchy = "created"
+    change_form_template = "admin/notifications/dispatch/change_form.html"
+
+    def get_urls(self):
+        from django.urls import path
+
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path("<int:object_id>/progress.json", self.admin_site.admin_view(self.progress_view), name="%s_%s_progress" % info),
+            path("<int:object_id>/resend/", self.admin_site.admin_view(self.resend_view), name="%s_%s_resend" % info),
+            *super().get_urls(),
+        ]
+
+    def _dispatch_or_404(self, request, object_id: int) -> Dispatch:
+        from django.core.exceptions import PermissionDenied
+        from django.shortcuts import get_object_or_404
+
+        dispatch = get_object_or_404(Dispatch, pk=object_id)
+        if not self.has_view_permission(request, dispatch):
+            raise PermissionDenied
+        return dispatch
+
+    def progress_view(self, request, object_id: int):
+        from django.http import JsonResponse
+
+        response = JsonResponse(dispatch_progress(self._dispatch_or_404(request, object_id)))
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def has_resend_permission(self, request) -> bool:
+        return request.user.has_perm("notifications.change_delivery")
+
+    def resend_view(self, request, object_id: int):
+        from django.core.exceptions import PermissionDenied
+        from django.http import HttpResponseNotAllowed
+        from django.shortcuts import redirect
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        dispatch = self._dispatch_or_404(request, object_id)
+        if not self.has_resend_permission(request):
+            raise PermissionDenied
+        ids = list(Delivery.objects.filter(
+            dispatch=dispatch, status__in=[DeliveryStatus.FAILED, DeliveryStatus.DEAD],
+        ).values_list("pk", flat=True))
+        count = delivery_services.deliveries_requeue(ids=ids)
+        self.message_user(request, f"{count} failed or dead deliveries queued again.", messages.SUCCESS)
+        return redirect("admin:notifications_dispatch_change", dispatch.pk)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        from django.urls import reverse
+
+        extra_context = dict(extra_context or {})
+        dispatch = Dispatch.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if dispatch is not None:
+            extra_context.update(
+                progress=(progress := dispatch_progress(dispatch)),
+                progress_columns=PROGRESS_COLUMNS,
+                progress_rows=[
+                    {
+                        "channel": channel, "total": counts["total"],
+                        "cells": [(column, counts[column]) for column in PROGRESS_COLUMNS],
+                        "bars": [(column, counts["percent"][column]) for column in PROGRESS_COLUMNS if column != "delivered"],
+                    }
+                    for channel, counts in progress["channels"].items()
+                ],
+                progress_url=reverse("admin:notifications_dispatch_progress", args=[dispatch.pk]),
+                resend_url=reverse("admin:notifications_dispatch_resend", args=[dispatch.pk]),
+                can_resend=self.has_resend_permission(request),
+                deliveries_url=f"{reverse('admin:notifications_delivery_changelist')}?dispatch__id__exact={dispatch.pk}",
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(

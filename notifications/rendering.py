@@ -11,7 +11,10 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
+from django.utils import translation
 from django.utils.html import escape, linebreaks
+from django.utils.translation import gettext as _
 
 from incidents import cache, wire
 from incidents.models import Incident, IncidentUpdate, Page
@@ -76,12 +79,48 @@ def _local(value: datetime | None, subscriber: Subscriber | None, page: Page) ->
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 
+def message_locale(subscriber: Subscriber | None, page: Page) -> str:
+    """The subscriber's language, else the page's, else the site's; only languages Django can load.
+
+    Pages carry no language of their own yet, so "the page's" is the site default
+    (settings.LANGUAGE_CODE) unless a page grows a `locale` attribute.
+    """
+    for candidate in ((subscriber.locale if subscriber else ""), getattr(page, "locale", ""), settings.LANGUAGE_CODE):
+        candidate = (candidate or "").strip()
+        if candidate and translation.check_for_language(candidate):
+            return candidate
+    return settings.LANGUAGE_CODE
+
+
 def _next_update_line(ctx: DispatchContext) -> str:
     if ctx.incident.is_maintenance:
-        return "Window: {{window}}"
+        return _("Window: %(window)s") % {"window": "{{window}}"}
     if ctx.incident.is_open:
-        return "Next update: {{next_update}}" if ctx.incident.next_update_at else "Next update: as soon as we know more."
+        if ctx.incident.next_update_at:
+            return _("Next update: %(when)s") % {"when": "{{next_update}}"}
+        return _("Next update: as soon as we know more.")
     return ""
+
+
+def _earlier_lines(earlier, subscriber: Subscriber | None, page: Page) -> list[str]:
+    """Updates folded into this message by coalescing, newest first (the latest leads the message)."""
+    if not earlier:
+        return []
+    lines = ["", _("Earlier updates:")]
+    for update in earlier:
+        lines += ["", f"{update.get_status_display()} ({_local(update.display_at, subscriber, page)})", plain_body(update.body)]
+    return lines
+
+
+def _earlier_html(earlier, subscriber: Subscriber | None, page: Page) -> str:
+    if not earlier:
+        return ""
+    items = "".join(
+        f"<li><strong>{escape(update.get_status_display())}</strong> "
+        f"({escape(_local(update.display_at, subscriber, page))}){update.body_html or linebreaks(escape(plain_body(update.body)))}</li>"
+        for update in earlier
+    )
+    return f"<h2>{escape(_('Earlier updates'))}</h2><ul>{items}</ul>"
 
 
 def _merge_data(ctx: DispatchContext, subscriber: Subscriber | None) -> dict[str, str]:
@@ -96,11 +135,18 @@ def _merge_data(ctx: DispatchContext, subscriber: Subscriber | None) -> dict[str
     }
 
 
-def _subject(ctx: DispatchContext) -> str:
-    return f"[{ctx.page.name}] {ctx.incident.name}: {ctx.status_label}"
+def _subject(ctx: DispatchContext, *, updates: int = 1) -> str:
+    subject = f"[{ctx.page.name}] {ctx.incident.name}: {ctx.status_label}"
+    if updates > 1:
+        subject += " " + _("(%(count)d updates)") % {"count": updates}
+    return subject
 
 
-def _email(ctx: DispatchContext, subscriber: Subscriber | None, delivery_key: str, message_id: str, to: str) -> OutboundMessage:
+def _email(ctx: DispatchContext, subscriber: Subscriber | None, delivery_key: str, message_id: str, to: str,
+           earlier=()) -> OutboundMessage:
+    impact = _("Impact: %(impact)s") % {"impact": ctx.impact_label}
+    affected = _("Affected: %(components)s") % {"components": ", ".join(ctx.components)}
+    subscribed = _("You subscribed to %(page)s status updates.") % {"page": ctx.page.name}
     lines = [
         f"{ctx.incident.name} - {ctx.status_label}",
         "",
@@ -108,34 +154,37 @@ def _email(ctx: DispatchContext, subscriber: Subscriber | None, delivery_key: st
         "",
     ]
     if not ctx.incident.is_maintenance:
-        lines.append(f"Impact: {ctx.impact_label}")
+        lines.append(impact)
     if ctx.components:
-        lines.append(f"Affected: {', '.join(ctx.components)}")
+        lines.append(affected)
     next_line = _next_update_line(ctx)
     if next_line:
         lines.append(next_line)
     lines += [
-        f"Details: {ctx.incident_url}",
+        _("Details: %(url)s") % {"url": ctx.incident_url},
+        *_earlier_lines(earlier, subscriber, ctx.page),
         "",
         "--",
-        f"You subscribed to {ctx.page.name} status updates.",
-        "Manage what you receive: {{manage_url}}",
-        "Unsubscribe: {{unsubscribe_url}}",
+        subscribed,
+        _("Manage what you receive: %(url)s") % {"url": "{{manage_url}}"},
+        _("Unsubscribe: %(url)s") % {"url": "{{unsubscribe_url}}"},
     ]
     facts = []
     if not ctx.incident.is_maintenance:
-        facts.append(f"<li>Impact: {escape(ctx.impact_label)}</li>")
+        facts.append(f"<li>{escape(impact)}</li>")
     if ctx.components:
-        facts.append(f"<li>Affected: {escape(', '.join(ctx.components))}</li>")
+        facts.append(f"<li>{escape(affected)}</li>")
     if next_line:
         facts.append(f"<li>{escape(next_line)}</li>")
     html = (
         f"<h1>{escape(ctx.incident.name)} &ndash; {escape(ctx.status_label)}</h1>"
         f"{ctx.update.body_html or linebreaks(escape(ctx.body_text))}"
         f"<ul>{''.join(facts)}</ul>"
-        f'<p><a href="{escape(ctx.incident_url)}">View this incident on the status page</a></p>'
-        f"<hr><p>You subscribed to {escape(ctx.page.name)} status updates. "
-        '<a href="{{manage_url}}">Manage what you receive</a> &middot; <a href="{{unsubscribe_url}}">Unsubscribe</a></p>'
+        f'<p><a href="{escape(ctx.incident_url)}">{escape(_("View this incident on the status page"))}</a></p>'
+        f"{_earlier_html(earlier, subscriber, ctx.page)}"
+        f"<hr><p>{escape(subscribed)} "
+        f'<a href="{{{{manage_url}}}}">{escape(_("Manage what you receive"))}</a> &middot; '
+        f'<a href="{{{{unsubscribe_url}}}}">{escape(_("Unsubscribe"))}</a></p>'
     )
     merge = _merge_data(ctx, subscriber)
     headers = {}
@@ -144,7 +193,7 @@ def _email(ctx: DispatchContext, subscriber: Subscriber | None, delivery_key: st
         headers = {"List-Unsubscribe": f"<{merge['unsubscribe_url']}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     return OutboundMessage(
         channel=Channel.EMAIL, to=to, idempotency_key=delivery_key, message_id=message_id,
-        subject=_subject(ctx), text="\n".join(lines), html=html, headers=headers, merge_data=merge,
+        subject=_subject(ctx, updates=1 + len(earlier)), text="\n".join(lines), html=html, headers=headers, merge_data=merge,
         metadata=_metadata(ctx, subscriber, delivery_key),
     )
 
@@ -197,10 +246,23 @@ def webhook_payload(ctx: DispatchContext, subscriber: Subscriber | None) -> dict
 
 
 def render(ctx: DispatchContext, *, channel: str, to: str, subscriber: Subscriber | None, idempotency_key: str,
-           message_id: str = "") -> OutboundMessage:
-    """The message of one delivery, ready for its channel's transport."""
+           message_id: str = "", earlier=()) -> OutboundMessage:
+    """The message of one delivery, ready for its channel's transport, in the recipient's language.
+
+    `earlier`: updates coalesced into this email (notifications.coalescing), newest first.
+    """
+    locale = message_locale(subscriber, ctx.page)
+    with translation.override(locale):
+        message = _render(ctx, channel=channel, to=to, subscriber=subscriber, idempotency_key=idempotency_key,
+                          message_id=message_id, earlier=tuple(earlier))
+    message.metadata["locale"] = locale
+    return message
+
+
+def _render(ctx: DispatchContext, *, channel: str, to: str, subscriber: Subscriber | None, idempotency_key: str,
+            message_id: str, earlier: tuple) -> OutboundMessage:
     if channel == Channel.EMAIL:
-        return _email(ctx, subscriber, idempotency_key, message_id, to)
+        return _email(ctx, subscriber, idempotency_key, message_id, to, earlier)
     metadata = _metadata(ctx, subscriber, idempotency_key)
     if channel == Channel.SMS:
         return OutboundMessage(channel=channel, to=to, idempotency_key=idempotency_key, text=sms_text(ctx, subscriber), metadata=metadata)

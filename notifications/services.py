@@ -19,7 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from incidents.models import IncidentUpdate
-from notifications import selectors
+from notifications import coalescing, selectors
 from notifications.models import Delivery, DeliveryStatus, Dispatch, DispatchKind, DispatchStatus, TrackingStatus
 from notifications.rendering import TEMPLATE_VERSION, DispatchContext, as_sent, dispatch_context, render
 from notifications.transports import FailureCode, OutboundMessage, SendResult, TransportError, get_transport
@@ -38,7 +38,7 @@ SUPPRESSING_CODES = (FailureCode.INVALID_ADDRESS, FailureCode.UNSUBSCRIBED, Fail
 
 
 def _max_attempts() -> int:
-    return int(getattr(settings, "DELIVERY_MAX_ATTEMPTS", 8))
+    return settings.DELIVERY_MAX_ATTEMPTS
 
 
 def _enqueue(func: str, *args) -> None:
@@ -55,12 +55,15 @@ def _enqueue_send_batches(ids: list[int]) -> None:
 # --- publishing -------------------------------------------------------------------------------
 
 
-def dispatch_create(*, update: IncidentUpdate) -> Dispatch:
+def dispatch_create(*, update: IncidentUpdate) -> Dispatch | None:
     """Record that an update must be delivered; the fan-out task is queued on commit.
 
     Call inside the publishing transaction: a rollback leaves no dispatch and queues nothing.
+    A child incident of a cascade gets none: the parent's thread carries the message.
     """
     incident = update.incident
+    if incident.parent_id:
+        return None
     dispatch = Dispatch.objects.create(
         update=update, incident=incident, page_id=incident.page_id,
         kind=DispatchKind.MAINTENANCE if incident.is_maintenance else DispatchKind.INCIDENT,
@@ -93,20 +96,28 @@ def dispatch_expand(*, dispatch_id: int, chunk_size: int = EXPAND_CHUNK, now: da
     dispatch = Dispatch.objects.select_related("update", "incident", "page").get(pk=dispatch_id)
     created = 0
     if dispatch.update.deliver_notifications:
+        plan = coalescing.expansion_plan(dispatch)
         for chunk in selectors.audience_chunks(dispatch, chunk_size=chunk_size, after=dispatch.expanded_through):
             rows = []
+            # Emails inside a subscriber's coalescing window wait for it to close.
+            held = plan.hold_until([row[0] for row in chunk if row[1] == Channel.EMAIL], now=now)
             for subscriber_id, channel, address in chunk:
+                if not plan.allows(channel):
+                    continue  # SMS only on lifecycle edges
                 key = uuid.uuid4().hex
+                due = held.get(subscriber_id, now) if channel == Channel.EMAIL else now
                 rows.append(Delivery(
                     dispatch=dispatch, subscriber_id=subscriber_id, channel=channel, address=address,
                     idempotency_key=key, message_id=_message_id(key) if channel == Channel.EMAIL else "",
-                    next_attempt_at=now, created=now,
+                    next_attempt_at=due, created=now,
                 ))
             # ignore_conflicts: a repeated expansion skips rows that exist (and keeps their keys).
             with transaction.atomic():
                 Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+                # Held deliveries are left to the sweeper, which queues them when they fall due.
                 ids = list(Delivery.objects.filter(
                     dispatch=dispatch, subscriber_id__in=[row[0] for row in chunk], status=DeliveryStatus.QUEUED,
+                    next_attempt_at__lte=now,
                 ).values_list("pk", flat=True))
                 # Progress and a renewed lease in the same commit: a live expansion keeps its
                 # claim, a killed one is resumed after the last chunk it finished.
@@ -253,10 +264,20 @@ def deliveries_send(*, ids: list[int], now: datetime | None = None) -> dict[str,
     by_channel: dict[str, list[tuple[Delivery, OutboundMessage]]] = defaultdict(list)
     entries: list[dict] = []
     suppressed = _suppressed(claimed) if claimed else set()
+    sendable: list[Delivery] = []
     for delivery in claimed:
         reason = _skip_reason(delivery, suppressed)
         if reason:
             _finish(delivery, status=DeliveryStatus.SKIPPED, claimed_until=None, last_error=reason)
+            counts[DeliveryStatus.SKIPPED] += 1
+        else:
+            sendable.append(delivery)
+    # --- rate limits and coalescing --- (notifications.coalescing)
+    folding = coalescing.fold(sendable, now=now)
+    for delivery in sendable:
+        if delivery.pk in folding.yielded:
+            _finish(delivery, status=DeliveryStatus.SKIPPED, claimed_until=None,
+                    last_error=coalescing.coalesced_into(folding.yielded[delivery.pk]))
             counts[DeliveryStatus.SKIPPED] += 1
             continue
         dispatch = delivery.dispatch
@@ -264,7 +285,8 @@ def deliveries_send(*, ids: list[int], now: datetime | None = None) -> dict[str,
             contexts[dispatch.pk] = dispatch_context(page=dispatch.page, incident=dispatch.incident, update=dispatch.update)
         ctx = contexts[dispatch.pk]
         message = render(ctx, channel=delivery.channel, to=delivery.address, subscriber=delivery.subscriber,
-                         idempotency_key=delivery.idempotency_key, message_id=delivery.message_id)
+                         idempotency_key=delivery.idempotency_key, message_id=delivery.message_id,
+                         earlier=folding.earlier.get(delivery.pk, ()))
         by_channel[delivery.channel].append((delivery, message))
         entries.append(_archive_entry(delivery, message, ctx))
     if entries:
@@ -278,7 +300,7 @@ def deliveries_send(*, ids: list[int], now: datetime | None = None) -> dict[str,
         for (delivery, _message), outcome in zip(items, outcomes):
             counts[_record_outcome(delivery, outcome)] += 1
             _endpoint_health_record(delivery, outcome)
-    for dispatch_id in {delivery.dispatch_id for delivery in claimed}:
+    for dispatch_id in {delivery.dispatch_id for delivery in claimed} | folding.dispatch_ids:
         dispatch_finish_if_done(dispatch_id=dispatch_id)
     return dict(counts)
 

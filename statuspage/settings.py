@@ -318,7 +318,8 @@ SMS_FROM_NUMBER = env_str("SMS_FROM_NUMBER", "")
 if SMS_FROM_NUMBER and not _re.fullmatch(r"\+[1-9][0-9]{1,14}", SMS_FROM_NUMBER):
     raise ImproperlyConfigured(f"SMS_FROM_NUMBER must be an E.164 number such as +15005550006; got {SMS_FROM_NUMBER!r}")
 # Where the provider reports delivery status (empty: no callbacks are requested).
-SMS_STATUS_CALLBACK_URL = env_url("SMS_STATUS_CALLBACK_URL", "", schemes=("https", "http"))
+# Our own status callback view (notifications.views.sms_status) unless pointed elsewhere.
+SMS_STATUS_CALLBACK_URL = env_url("SMS_STATUS_CALLBACK_URL", f"{SITE_URL}/webhooks/sms/status", schemes=("https", "http"))
 # Longer texts are cut to fit: every segment is billed, and carriers reassemble few reliably.
 SMS_MAX_SEGMENTS = env_int("SMS_MAX_SEGMENTS", 2, minimum=1)
 if SMS_BACKEND.endswith(".TwilioSmsBackend") and not (SMS_ACCOUNT_SID and SMS_AUTH_TOKEN and SMS_FROM_NUMBER):
@@ -328,3 +329,11 @@ if SMS_BACKEND.endswith(".TwilioSmsBackend") and not (SMS_ACCOUNT_SID and SMS_AU
 # How long archived messages are kept before `manage.py archive_purge` may remove them
 # (default about 7 years); legal holds keep them longer.
 ARCHIVE_RETENTION_DAYS = env_int("ARCHIVE_RETENTION_DAYS", 2555, minimum=1)
+
+# --- notification delivery ---------------------------------------------------------------
+# Send attempts per delivery before it is marked dead (transient failures back off in between).
+DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 8, minimum=1)
+# At most one email per incident per subscriber in this window; later updates are combined.
+NOTIFY_COALESCE_MINUTES = env_int("NOTIFY_COALESCE_MINUTES", 10, minimum=0)
+# SMS only on lifecycle edges (first notice, resolution, maintenance start/end) unless this is on.
+NOTIFY_SMS_EVERY_UPDATE = env_bool("NOTIFY_SMS_EVERY_UPDATE", False)
