@@ -45,6 +45,17 @@ class DispatchContext:
     incident_wire: dict | None
 
 
+def tracked(url: str, *, channel: str, ctx: "DispatchContext") -> str:
+    """A status page link with campaign parameters, so page analytics can tell which message
+    brought a reader (utm_* as every analytics tool reads them)."""
+    from urllib.parse import urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    params = urlencode({"utm_source": "statuspage", "utm_medium": channel, "utm_campaign": f"incident-{ctx.incident.public_id}"})
+    query = f"{parts.query}&{params}" if parts.query else params
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
 def dispatch_context(*, page: Page, incident: Incident, update: IncidentUpdate) -> DispatchContext:
     snap = snapshot_for(page.public_id, version=cache.current_version()) or {}
     status = snap.get("status") or {}
@@ -161,7 +172,7 @@ def _email(ctx: DispatchContext, subscriber: Subscriber | None, delivery_key: st
     if next_line:
         lines.append(next_line)
     lines += [
-        _("Details: %(url)s") % {"url": ctx.incident_url},
+        _("Details: %(url)s") % {"url": tracked(ctx.incident_url, channel="email", ctx=ctx)},
         *_earlier_lines(earlier, subscriber, ctx.page),
         "",
         "--",
@@ -180,7 +191,7 @@ def _email(ctx: DispatchContext, subscriber: Subscriber | None, delivery_key: st
         f"<h1>{escape(ctx.incident.name)} &ndash; {escape(ctx.status_label)}</h1>"
         f"{ctx.update.body_html or linebreaks(escape(ctx.body_text))}"
         f"<ul>{''.join(facts)}</ul>"
-        f'<p><a href="{escape(ctx.incident_url)}">{escape(_("View this incident on the status page"))}</a></p>'
+        f'<p><a href="{escape(tracked(ctx.incident_url, channel="email", ctx=ctx))}">{escape(_("View this incident on the status page"))}</a></p>'
         f"{_earlier_html(earlier, subscriber, ctx.page)}"
         f"<hr><p>{escape(subscribed)} "
         f'<a href="{{{{manage_url}}}}">{escape(_("Manage what you receive"))}</a> &middot; '

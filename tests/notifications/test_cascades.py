@@ -121,3 +121,17 @@ def test_times_fall_back_to_the_pages_time_zone(page):
     page.save()
     subscriber = confirmed(page, time_zone="")
     assert _rendered(page, subscriber).merge_data["next_update"] == "2036-02-28 10:30 CET"
+
+
+def test_status_page_links_in_emails_carry_campaign_parameters(page):
+    from notifications.rendering import dispatch_context, render
+    from tests import factories as f
+
+    incident = f.open_incident(page=page)
+    ctx = dispatch_context(page=page, incident=incident, update=incident.updates.first())
+
+    message = render(ctx, channel="email", to="ann@example.com", subscriber=None, idempotency_key="k1")
+
+    expected = f"/incidents/{incident.public_id}?utm_source=statuspage&utm_medium=email&utm_campaign=incident-{incident.public_id}"
+    assert expected in message.text
+    assert expected.replace("&", "&amp;") in message.html
