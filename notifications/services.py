@@ -297,9 +297,13 @@ def deliveries_send(*, ids: list[int], now: datetime | None = None) -> dict[str,
             archive_messages(entries)
     for channel, items in by_channel.items():
         outcomes = get_transport(channel).send_batch([message for _delivery, message in items])
-        for (delivery, _message), outcome in zip(items, outcomes):
-            counts[_record_outcome(delivery, outcome)] += 1
-            _endpoint_health_record(delivery, outcome)
+        # One commit for the batch's outcomes instead of one per delivery (bench/fanout: the
+        # per-row commits were a third of a batch's time). A crash inside leaves the whole
+        # batch claimed, and the sweeper resends it under the same keys, as for any crash here.
+        with transaction.atomic():
+            for (delivery, _message), outcome in zip(items, outcomes):
+                counts[_record_outcome(delivery, outcome)] += 1
+                _endpoint_health_record(delivery, outcome)
     for dispatch_id in {delivery.dispatch_id for delivery in claimed} | folding.dispatch_ids:
         dispatch_finish_if_done(dispatch_id=dispatch_id)
     return dict(counts)
