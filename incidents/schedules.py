@@ -18,6 +18,12 @@ SCHEDULES = [
         "schedule_type": Schedule.MINUTES,
         "minutes": 1,
     },
+    {
+        # Drops archived messages past ARCHIVE_RETENTION_DAYS (legal holds stop it), once a day.
+        "name": "notifications.purge_archive",
+        "func": "notifications.tasks.purge_archive",
+        "schedule_type": Schedule.DAILY,
+    },
 ]
 
 

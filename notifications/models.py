@@ -337,6 +337,9 @@ class Delivery(models.Model):
             models.Index(fields=["next_attempt_at"], condition=Q(status="queued"), name="delivery_due"),
             # sweep_deliveries: status='sending' AND claimed_until < now (a worker died holding it)
             models.Index(fields=["claimed_until"], condition=Q(status="sending"), name="delivery_claim_expired"),
+            # dispatch_finish_if_done: any queued or sending delivery left for a dispatch? Without
+            # it the check walks every finished row of a big dispatch, once per send batch.
+            models.Index(fields=["dispatch"], condition=Q(status__in=["queued", "sending"]), name="delivery_open"),
         ]
 
     def __str__(self) -> str:

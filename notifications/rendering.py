@@ -8,7 +8,7 @@ transport can send a batch of identical templates with per-recipient merge data.
 from __future__ import annotations
 
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
@@ -43,6 +43,9 @@ class DispatchContext:
     components: tuple[str, ...]
     page_status: dict
     incident_wire: dict | None
+    # Rendered email templates of this dispatch, by (locale, coalesced updates, time zone): a
+    # send batch renders the subject and bodies once and varies only the merge data per recipient.
+    templates: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
 def tracked(url: str, *, channel: str, ctx: "DispatchContext") -> str:
@@ -153,8 +156,8 @@ def _subject(ctx: DispatchContext, *, updates: int = 1) -> str:
     return subject
 
 
-def _email(ctx: DispatchContext, subscriber: Subscriber | None, delivery_key: str, message_id: str, to: str,
-           earlier=()) -> OutboundMessage:
+def _email_template(ctx: DispatchContext, subscriber: Subscriber | None, earlier=()) -> tuple[str, str, str]:
+    """Subject, text and HTML of a dispatch's email in the active language, {{merge}} fields unfilled."""
     impact = _("Impact: %(impact)s") % {"impact": ctx.impact_label}
     affected = _("Affected: %(components)s") % {"components": ", ".join(ctx.components)}
     subscribed = _("You subscribed to %(page)s status updates.") % {"page": ctx.page.name}
@@ -197,6 +200,18 @@ def _email(ctx: DispatchContext, subscriber: Subscriber | None, delivery_key: st
         f'<a href="{{{{manage_url}}}}">{escape(_("Manage what you receive"))}</a> &middot; '
         f'<a href="{{{{unsubscribe_url}}}}">{escape(_("Unsubscribe"))}</a></p>'
     )
+    return _subject(ctx, updates=1 + len(earlier)), "\n".join(lines), html
+
+
+def _email(ctx: DispatchContext, subscriber: Subscriber | None, delivery_key: str, message_id: str, to: str,
+           earlier=()) -> OutboundMessage:
+    # Coalesced updates carry their times in the subscriber's zone, so then the zone is part of the key.
+    zone = ((subscriber.time_zone if subscriber else "") or ctx.page.time_zone) if earlier else ""
+    key = (translation.get_language(), tuple(update.pk for update in earlier), zone)
+    template = ctx.templates.get(key)
+    if template is None:
+        template = ctx.templates[key] = _email_template(ctx, subscriber, earlier)
+    subject, text, html = template
     merge = _merge_data(ctx, subscriber)
     headers = {}
     if merge["unsubscribe_url"]:
@@ -204,7 +219,7 @@ def _email(ctx: DispatchContext, subscriber: Subscriber | None, delivery_key: st
         headers = {"List-Unsubscribe": f"<{merge['unsubscribe_url']}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     return OutboundMessage(
         channel=Channel.EMAIL, to=to, idempotency_key=delivery_key, message_id=message_id,
-        subject=_subject(ctx, updates=1 + len(earlier)), text="\n".join(lines), html=html, headers=headers, merge_data=merge,
+        subject=subject, text=text, html=html, headers=headers, merge_data=merge,
         metadata=_metadata(ctx, subscriber, delivery_key),
     )
 

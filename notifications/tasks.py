@@ -14,3 +14,10 @@ def deliveries_send(ids: list[int]) -> dict[str, int]:
 
 def sweep_deliveries() -> dict[str, int]:
     return services.deliveries_sweep()
+
+
+def purge_archive() -> dict[str, int | None]:
+    from notifications.archive import archive_purge, retention_cutoff
+
+    result = archive_purge(before=retention_cutoff())
+    return {"purged": result.count, "through_sequence": result.through_sequence, "held_sequence": result.held_sequence}

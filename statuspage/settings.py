@@ -130,7 +130,8 @@ else:
     }
 
 Q_CLUSTER = {
-    "name": "statuspage",
+    # The broker queue's name: two deployments sharing one Redis database need different ones.
+    "name": env_str("Q_CLUSTER_NAME", "statuspage"),
     "workers": env_int("Q_WORKERS", 2, minimum=1),
     # A task may run for `timeout` seconds; it is handed to another worker only after `retry`
     # seconds, so retry > timeout keeps one task from running twice at once.
@@ -300,7 +301,7 @@ else:
 
 # Email: how many recipients one batch call to the ESP carries (ESPs cap this: SendGrid
 # 1000 personalizations, Postmark 500 messages per batch).
-EMAIL_BATCH_SIZE = env_int("EMAIL_BATCH_SIZE", 100, minimum=1)
+EMAIL_BATCH_SIZE = env_int("EMAIL_BATCH_SIZE", 500, minimum=1)
 # How the ESP spells a per-recipient merge field in a batch, NAME standing for the field:
 # "{{NAME}}" (Postmark/SparkPost/SES templates), "%recipient.NAME%" (Mailgun), "*|NAME|*"
 # (Mandrill), "-NAME-" (SendGrid, with ANYMAIL_SENDGRID_MERGE_FIELD_FORMAT="-{}-").
@@ -333,6 +334,9 @@ ARCHIVE_RETENTION_DAYS = env_int("ARCHIVE_RETENTION_DAYS", 2555, minimum=1)
 # --- notification delivery ---------------------------------------------------------------
 # Send attempts per delivery before it is marked dead (transient failures back off in between).
 DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 8, minimum=1)
+# Deliveries per send task: claimed, archived and recorded together (one ESP call per
+# EMAIL_BATCH_SIZE of them). A batch must finish well inside the queue timeout (60 s).
+DELIVERY_SEND_BATCH = env_int("DELIVERY_SEND_BATCH", 500, minimum=1)
 # At most one email per incident per subscriber in this window; later updates are combined.
 NOTIFY_COALESCE_MINUTES = env_int("NOTIFY_COALESCE_MINUTES", 10, minimum=0)
 # SMS only on lifecycle edges (first notice, resolution, maintenance start/end) unless this is on.

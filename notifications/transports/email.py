@@ -250,18 +250,19 @@ def _chunks(messages: list[OutboundMessage], *, size: int) -> list[list[int]]:
 
     An address appears once per ESP call because merge data is keyed by address.
     """
-    groups: dict[tuple[Any, ...], list[list[int]]] = {}
+    groups: dict[tuple[Any, ...], list[tuple[list[int], set[str]]]] = {}
     for index, message in enumerate(messages):
         key = (message.subject, message.text, message.html, tuple(sorted(message.merge_data)))
         chunks = groups.setdefault(key, [])
         address = message.to.lower()
-        for chunk in chunks:
-            if len(chunk) < size and all(messages[i].to.lower() != address for i in chunk):
+        for chunk, addresses in chunks:
+            if len(chunk) < size and address not in addresses:
                 chunk.append(index)
+                addresses.add(address)
                 break
         else:
-            chunks.append([index])
-    return [chunk for chunks in groups.values() for chunk in chunks]
+            chunks.append(([index], {address}))
+    return [chunk for chunks in groups.values() for chunk, _addresses in chunks]
 
 
 def _recipient_status(status: Any, address: str) -> Any:

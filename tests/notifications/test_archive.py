@@ -9,6 +9,7 @@ import mailbox
 from contextlib import contextmanager
 
 import pytest
+import time_machine
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, transaction
@@ -361,6 +362,22 @@ def test_purge_removes_expired_messages_and_the_chain_still_verifies(page, monke
     assert list(ArchivedMessage.objects.order_by("sequence").values_list("sequence", flat=True)) == [4, 5]
     verified = archive.archive_verify()
     assert (verified.ok, verified.count, verified.checkpoint_sequence) == (True, 2, 3)
+
+
+def test_the_daily_schedule_purges_what_retention_lets_go(page, monkeypatch, settings):
+    from incidents.schedules import SCHEDULES
+    from notifications import tasks
+
+    [spec] = [s for s in SCHEDULES if s["func"] == "notifications.tasks.purge_archive"]
+    assert spec["schedule_type"] == "D"
+    _history(monkeypatch, page, days=5)
+    settings.ARCHIVE_RETENTION_DAYS = 2
+    with time_machine.travel(T0 + dt.timedelta(days=5), tick=False):
+        result = tasks.purge_archive()
+    # Days 0-2 are more than two days old on day 5; days 3 and 4 stay.
+    assert result["purged"] == 3
+    assert list(ArchivedMessage.objects.order_by("sequence").values_list("subject", flat=True)) == ["day 3", "day 4"]
+    assert archive.archive_verify().ok
 
 
 def test_purge_keeps_messages_within_retention(page, monkeypatch):

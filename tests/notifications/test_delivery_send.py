@@ -195,7 +195,7 @@ def test_two_workers_claiming_the_same_ids_at_once_never_share_a_delivery(page, 
     for _ in range(40):
         confirmed(page)
     # Real commits here: keep the queue out of it so the deliveries wait for the two workers.
-    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(services, "_enqueue", lambda *args, **kwargs: None)
     ids = _queued(page)
     barrier = Barrier(2)
 
@@ -210,3 +210,21 @@ def test_two_workers_claiming_the_same_ids_at_once_never_share_a_delivery(page, 
         first, second = pool.map(lambda _: claim(), range(2))
     assert not set(first) & set(second)
     assert sorted(first + second) == ids
+
+
+def test_a_renamed_incident_is_never_sent_from_a_stale_rendering(page, django_capture_on_commit_callbacks):
+    # Consecutive batches of one dispatch share a rendering context, but only at one content
+    # version: an edit between two batches reaches the second batch.
+    confirmed(page)
+    confirmed(page)
+    ids = _queued(page, name="Checkout errors")
+    services.deliveries_send(ids=ids[:1])
+    from incidents import services as incident_services
+    from incidents.models import Incident
+
+    incident = Incident.objects.get()
+    incident.name = "Card payments failing"
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_services.incident_edit(incident=incident)
+    services.deliveries_send(ids=ids[1:])
+    assert [message.subject.count("Card payments failing") for message in mail.outbox] == [0, 1]

@@ -32,7 +32,7 @@ def audience(page) -> list[int]:
 
 @pytest.fixture
 def dispatch(page, audience, monkeypatch) -> Dispatch:
-    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(services, "_enqueue", lambda *args, **kwargs: None)
     factories.open_incident(page=page, severity="P1")
     return Dispatch.objects.get()
 
@@ -97,6 +97,7 @@ def test_a_send_batch_costs_a_bounded_number_of_queries_whatever_its_size(dispat
         services.deliveries_send(ids=ids[:10])
     with CaptureQueriesContext(connection) as large:
         services.deliveries_send(ids=ids[10:110])
-    # The claim, the checks, the context and the archive are per batch; what grows with the
-    # batch is at most one statement per delivery (recording its outcome).
-    assert len(large) - len(small) <= 100 - 10
+    # The claim, the checks, the archive and the outcomes (one UPDATE for every success) are per
+    # batch, so ten times the deliveries cost no more statements; the second batch even reuses
+    # the dispatch's rendering context.
+    assert len(large) <= len(small), (len(small), len(large))

@@ -51,7 +51,7 @@ def _ids(dispatch: Dispatch | None = None) -> list[int]:
 @pytest.fixture
 def no_queue(monkeypatch):
     """Tasks queued on commit are dropped: the test runs each worker step itself."""
-    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(services, "_enqueue", lambda *args, **kwargs: None)
 
 
 class WorkerKilled(Exception):
@@ -87,7 +87,7 @@ def test_a_worker_killed_mid_fan_out_is_resumed_and_every_subscriber_gets_the_me
     # send; 4 are sent by the provider but the worker dies before recording the outcome.
     services.deliveries_send(ids=first_chunk[:3])
     services.deliveries_claim(ids=first_chunk[3:6])
-    monkeypatch.setattr(services, "_record_outcome", lambda *args: (_ for _ in ()).throw(WorkerKilled()))
+    monkeypatch.setattr(services, "_record_sent", lambda *args: (_ for _ in ()).throw(WorkerKilled()))
     with pytest.raises(WorkerKilled):
         services.deliveries_send(ids=first_chunk[6:])
     monkeypatch.undo()
