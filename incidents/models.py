@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from incidents.message_templates import IncidentCategory, MessageKind
 from statuspage.lib.ids import new_public_id
 
 
@@ -128,6 +129,10 @@ class Component(models.Model):
     showcase = models.BooleanField(default=True, help_text="Show 90-day uptime bars on the page.")
     only_show_if_degraded = models.BooleanField(default=False)
     start_date = models.DateField(null=True, blank=True, help_text="The day uptime history starts.")
+    comms_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name="communications owner", help_text="Who owns customer communication for this group's incidents.",
+    )
     created = models.DateTimeField(default=timezone.now, editable=False)
     updated = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -279,6 +284,19 @@ class Incident(models.Model):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children",
         help_text="The incident this one is a consequence of; its subscribers hear through the parent.",
     )
+    # --- editorial control (internal only; never on the page or in the v2 API) ---
+    category = models.CharField(max_length=20, choices=IncidentCategory.choices, default=IncidentCategory.OUTAGE)
+    commander = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="The one incident commander; hand-offs are logged on the incident.",
+    )
+    eta = models.DateTimeField(null=True, blank=True, help_text="When we expect the fix; empty while nobody knows.")
+    vendor_caused = models.BooleanField(default=False, help_text="Caused by a third party: needs a disclosure review.")
+    disclosure_reviewed_at = models.DateTimeField(null=True, blank=True)
+    disclosure_reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    false_alarm = models.BooleanField(default=False, editable=False)
+    extended_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="When it became an extended outage.")
+    sla_credit_review = models.BooleanField(default=False, help_text="Flagged for an SLA credit review.")
     created = models.DateTimeField(default=timezone.now, editable=False)
     updated = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -416,3 +434,293 @@ class Maintenance(Incident):
     class Meta:
         proxy = True
         verbose_name = "scheduled maintenance"
+
+
+# --- editorial control: severity policy, templates, the update workflow -------------------------
+
+
+class ApprovalRole(models.TextChoices):
+    LEGAL = "legal", "Legal"
+    PR = "pr", "PR"
+    EXECUTIVE = "executive", "Executive"
+
+
+class PostmortemVisibility(models.TextChoices):
+    PUBLIC = "public", "Public"
+    INTERNAL = "internal", "Internal"
+    NONE = "none", "None"
+
+
+class SeverityPolicy(models.Model):
+    """The rules for one severity, edited in the admin. Every save writes a new PolicyVersion
+    (incidents.editorial.policy_save), and messages record the version they went out under."""
+
+    severity = models.CharField(max_length=2, choices=Severity.choices, unique=True)
+    criteria = models.TextField(blank=True, help_text="When to choose this severity.")
+    channels = models.JSONField(default=list, blank=True, help_text="Subscriber channels: email, sms, webhook, slack, teams.")
+    sms_tiers = models.JSONField(default=list, blank=True, help_text="Account tiers that get SMS (when sms is a channel).")
+    update_cadence_minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no promised cadence.")
+    target_resolution_minutes = models.PositiveIntegerField(null=True, blank=True)
+    escalation = models.TextField(blank=True, help_text="Internal escalation steps.")
+    escalation_contacts = models.TextField(blank=True, help_text="Email addresses told on escalation, one per line.")
+    approvals = models.JSONField(default=list, blank=True, help_text="Approval roles every update needs: legal, pr, executive.")
+    large_audience = models.PositiveIntegerField(
+        null=True, blank=True, help_text="From this many recipients on, an executive approval is needed too.",
+    )
+    postmortem_visibility = models.CharField(max_length=8, choices=PostmortemVisibility.choices, default=PostmortemVisibility.NONE)
+    postmortem_deadline_hours = models.PositiveIntegerField(null=True, blank=True)
+    updated = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["severity"]
+        verbose_name_plural = "severity policies"
+
+    def __str__(self) -> str:
+        return self.get_severity_display()
+
+
+class PolicyVersion(models.Model):
+    """A frozen copy of the whole severity policy, numbered from 1; never changed."""
+
+    number = models.PositiveIntegerField(unique=True)
+    rules = models.JSONField()
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"policy v{self.number}"
+
+
+class MessageTemplate(models.Model):
+    """One version of a message template for a kind and language; edits make a new version."""
+
+    kind = models.CharField(max_length=24, choices=MessageKind.choices)
+    language = models.CharField(max_length=8, default="en")
+    version = models.PositiveIntegerField(default=1, editable=False)
+    subject = models.CharField(max_length=200)
+    body = models.TextField(help_text="Markdown with {placeholders}.")
+    pre_approved_legal = models.BooleanField(
+        default=False, help_text="Approved by legal: a use left unchanged needs no legal approval.",
+    )
+    is_current = models.BooleanField(default=True, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["kind", "language", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "language", "version"], name="template_version_once"),
+            models.UniqueConstraint(fields=["kind", "language"], condition=Q(is_current=True), name="template_one_current"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.language}) v{self.version}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}/{self.language}/v{self.version}"
+
+
+class DraftState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    IN_REVIEW = "in_review", "In review"
+    APPROVED = "approved", "Approved"
+    PUBLISHED = "published", "Published"
+    DISCARDED = "discarded", "Discarded"
+
+
+class UpdateDraft(models.Model):
+    """An update on its way to the page: draft -> in review -> approved -> published.
+
+    Published text is frozen in the IncidentUpdate it became; a correction is a new draft
+    that names the update it corrects.
+    """
+
+    public_id = public_id_field()
+    page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="drafts")
+    # Empty for an initial alert: the incident is opened, from `proposal`, when it is published,
+    # so nothing reaches the page or a subscriber before its approvals are in.
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, null=True, blank=True, related_name="drafts")
+    proposal = models.JSONField(
+        default=dict, blank=True, editable=False,
+        help_text="For an initial alert: name, severity, category, impact, components and regions of the incident to open.",
+    )
+    kind = models.CharField(max_length=24, choices=MessageKind.choices, default=MessageKind.PROGRESS_UPDATE)
+    status = models.CharField(max_length=16, choices=ALL_STATUS_CHOICES, help_text="The incident status it publishes.")
+    body = models.TextField()
+    state = models.CharField(max_length=10, choices=DraftState.choices, default=DraftState.DRAFT)
+    revision = models.PositiveIntegerField(default=1, editable=False)
+    template = models.ForeignKey(MessageTemplate, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # The template as filled when the draft was made: a body still equal to it is an unchanged use.
+    template_text = models.TextField(blank=True, editable=False)
+    corrects = models.ForeignKey(
+        IncidentUpdate, on_delete=models.PROTECT, null=True, blank=True, related_name="corrections",
+        help_text="The published update this one corrects.",
+    )
+    deliver_notifications = models.BooleanField(default=True)
+    talking_points = models.TextField(
+        blank=True, help_text="For the support team with the update: approved answers to expected questions. Never public.",
+    )
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    redaction_override = models.TextField(blank=True, editable=False, help_text="Why it was published despite findings.")
+    emergency_reason = models.TextField(blank=True, editable=False)
+    published_update = models.OneToOneField(
+        IncidentUpdate, on_delete=models.PROTECT, null=True, blank=True, related_name="draft", editable=False,
+    )
+    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False)
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False)
+    published_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    updated = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        permissions = [
+            ("publish_updatedraft", "Can publish an approved update"),
+            ("emergency_publish_updatedraft", "Can publish without approval in an emergency"),
+            ("override_redaction_updatedraft", "Can publish despite redaction findings"),
+        ]
+
+    def __str__(self) -> str:
+        about = self.incident or self.proposal.get("name", "a new incident")
+        return f"{self.get_kind_display()} for {about} ({self.get_state_display()})"
+
+
+class DraftRevision(models.Model):
+    """Every saved text of a draft, in order; what diffs in the admin are made of."""
+
+    draft = models.ForeignKey(UpdateDraft, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=ALL_STATUS_CHOICES)
+    body = models.TextField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["draft", "number"]
+        constraints = [models.UniqueConstraint(fields=["draft", "number"], name="draft_revision_once")]
+
+    def __str__(self) -> str:
+        return f"revision {self.number} of {self.draft_id}"
+
+
+class Approval(models.Model):
+    """One approver's yes to one revision of a draft; an edit withdraws it."""
+
+    draft = models.ForeignKey(UpdateDraft, on_delete=models.CASCADE, related_name="approvals")
+    role = models.CharField(max_length=10, choices=ApprovalRole.choices)
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    revision = models.PositiveIntegerField()
+    note = models.CharField(max_length=500, blank=True)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+        permissions = [
+            ("approve_legal", "Can approve updates for legal"),
+            ("approve_pr", "Can approve updates for PR"),
+            ("approve_executive", "Can approve updates for the executive team"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} approval of revision {self.revision}"
+
+
+class NearMissKind(models.TextChoices):
+    EMERGENCY_PUBLISH = "emergency_publish", "Published without approval"
+    FORBIDDEN = "forbidden", "Forbidden action attempted"
+    REDACTION_OVERRIDE = "redaction_override", "Published despite redaction findings"
+
+
+class NearMiss(models.Model):
+    """Something the post-incident review must look at: an unapproved or unauthorised message."""
+
+    kind = models.CharField(max_length=20, choices=NearMissKind.choices)
+    incident = models.ForeignKey(Incident, on_delete=models.SET_NULL, null=True, blank=True, related_name="near_misses")
+    draft = models.ForeignKey(UpdateDraft, on_delete=models.SET_NULL, null=True, blank=True, related_name="near_misses")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    action = models.CharField(max_length=64, blank=True)
+    reason = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name_plural = "near misses"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.created:%Y-%m-%d %H:%M})"
+
+
+class NoteKind(models.TextChoices):
+    NOTE = "note", "Internal note"
+    DECISION = "decision", "Decision"
+    HANDOFF = "handoff", "Commander hand-off"
+
+
+class IncidentNote(models.Model):
+    """The incident's internal log: notes, decisions and hand-offs. Never public."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="notes")
+    kind = models.CharField(max_length=10, choices=NoteKind.choices, default=NoteKind.NOTE)
+    body = models.TextField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    handed_to = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["created", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.incident}"
+
+
+class StaffReminderKind(models.TextChoices):
+    UPDATE_DUE = "update_due", "Update due soon"
+    UPDATE_OVERDUE = "update_overdue", "Update overdue"
+    EXTENDED_OUTAGE = "extended_outage", "Extended outage"
+    POSTMORTEM_DUE = "postmortem_due", "Post-mortem due soon"
+    POSTMORTEM_OVERDUE = "postmortem_overdue", "Post-mortem overdue"
+    MAINTENANCE_ENDING = "maintenance_ending", "Maintenance still open near its end"
+
+
+class StaffReminder(models.Model):
+    """A reminder or escalation sent to staff; unique per incident, kind and due time, so the
+    per-minute check sends each one once however often it runs."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="staff_reminders")
+    kind = models.CharField(max_length=20, choices=StaffReminderKind.choices)
+    due_at = models.DateTimeField()
+    recipients = models.JSONField(default=list)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [models.UniqueConstraint(fields=["incident", "kind", "due_at"], name="staff_reminder_once")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.incident}"
+
+
+class Postmortem(models.Model):
+    """The incident review: drafted, approved like an update, published on the incident page."""
+
+    incident = models.OneToOneField(Incident, on_delete=models.CASCADE, related_name="postmortem")
+    body = models.TextField(blank=True)
+    state = models.CharField(max_length=10, choices=DraftState.choices, default=DraftState.DRAFT)
+    visibility = models.CharField(max_length=8, choices=PostmortemVisibility.choices, default=PostmortemVisibility.PUBLIC)
+    due_at = models.DateTimeField(null=True, blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    published_at = models.DateTimeField(null=True, blank=True, editable=False)
+    notify_subscribers = models.BooleanField(default=False)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    updated = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self) -> str:
+        return f"Post-mortem of {self.incident}"

@@ -77,9 +77,20 @@ MAINTENANCE_CHANNELS = frozenset({"email"}) | _ENDPOINT_CHANNELS
 SMS_TIERS = frozenset({"enterprise"})
 
 
-def channels_for(severity: str, tier: str | None, *, maintenance: bool = False) -> frozenset[str]:
-    """The subscriber channels an update of this severity reaches for a subscriber of this tier."""
-    channels = MAINTENANCE_CHANNELS if maintenance else _INCIDENT_CHANNELS.get(severity, frozenset())
-    if tier not in SMS_TIERS:
+def channels_for(severity: str, tier: str | None, *, maintenance: bool = False, rules: dict | None = None) -> frozenset[str]:
+    """The subscriber channels an update of this severity reaches for a subscriber of this tier.
+
+    `rules`: the severity's rules from the policy version the update went out under
+    (incidents.editorial); without them, the shipped defaults.
+    """
+    sms_tiers = SMS_TIERS
+    if maintenance:
+        channels = MAINTENANCE_CHANNELS
+    elif rules is not None and "channels" in rules:
+        channels = frozenset(rules["channels"] or ())
+        sms_tiers = frozenset(rules.get("sms_tiers") or ())
+    else:
+        channels = _INCIDENT_CHANNELS.get(severity, frozenset())
+    if tier not in sms_tiers:
         channels = channels - {"sms"}
     return channels

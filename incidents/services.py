@@ -31,7 +31,7 @@ from incidents.models import (
     Region,
     StatusSource,
 )
-from incidents.policy import impact_from_component_statuses, next_update_due, worst_component_status
+from incidents.policy import impact_from_component_statuses, worst_component_status
 from statuspage.lib.markdown import render_markdown
 
 ComponentStatuses = Mapping[Component, str]
@@ -164,7 +164,7 @@ def _apply_component_changes(
 
 def _append_update(
     *, incident: Incident, status: str, body: str, display_at: datetime | None, actor,
-    deliver_notifications: bool, affected: list[dict] | None,
+    deliver_notifications: bool, affected: list[dict] | None, provenance: dict | None = None,
 ) -> IncidentUpdate:
     if not (body or "").strip():
         raise ValidationError({"body": "Write what is happening; an update cannot be empty."})
@@ -176,16 +176,42 @@ def _append_update(
     )
     update.full_clean()
     update.save()
-    _archive_page_update(update=update, incident=incident, affected=affected, published_at=now)
+    provenance = _provenance(incident, provenance)
+    _archive_page_update(update=update, incident=incident, affected=affected, published_at=now, provenance=provenance)
     if deliver_notifications:
         # Same transaction as the update: a rollback leaves no dispatch and queues nothing.
         from notifications.services import dispatch_create
 
-        dispatch_create(update=update)
+        dispatch_create(update=update, provenance=provenance)
+    from incidents import support
+
+    support.support_notify_on_commit(update=update)
     return update
 
 
-def _archive_page_update(*, update: IncidentUpdate, incident: Incident, affected: list[dict] | None, published_at: datetime) -> None:
+def _next_update_due(incident: Incident, after: datetime) -> datetime | None:
+    """The severity policy's cadence (tightened for an extended outage); None: no promise."""
+    from incidents import editorial
+
+    step = editorial.cadence(incident.severity, extended=incident.extended_at is not None)
+    return after + step if step else None
+
+
+def _provenance(incident: Incident, given: dict | None) -> dict:
+    """What a published update went out under: the policy version (always), and from the
+    editorial workflow the template version, the approvals and the revision."""
+    from incidents import editorial
+
+    version = editorial.policy_current()
+    provenance = {"policy_version": f"policy-v{version.number}", "template_version": "", "approvals": [], "revision": ""}
+    provenance.update(given or {})
+    provenance["policy_rules"] = editorial.rules_for(incident.severity, version)
+    return provenance
+
+
+def _archive_page_update(
+    *, update: IncidentUpdate, incident: Incident, affected: list[dict] | None, published_at: datetime, provenance: dict,
+) -> None:
     """The page is a channel too: archive the update as published, in the caller's transaction,
     so a rolled-back publish leaves no archive row and a committed one always has its row."""
     from notifications.archive import archive_message
@@ -199,6 +225,8 @@ def _archive_page_update(*, update: IncidentUpdate, incident: Incident, affected
             "affected_components": affected, "deliver_notifications": update.deliver_notifications,
         },
         page=incident.page, incident=incident, update=update, sent_at=published_at,
+        policy_version=provenance["policy_version"], template_version=provenance["template_version"],
+        approvals=provenance["approvals"], revision=provenance["revision"],
     )
 
 
@@ -231,6 +259,7 @@ def incident_open(
     actor=None,
     source: str = StatusSource.INCIDENT,
     parent: Incident | None = None,
+    provenance: dict | None = None,
 ) -> Incident:
     """Open an incident with its first update and set the affected components' statuses.
 
@@ -247,14 +276,14 @@ def incident_open(
         severity=severity, started_at=started_at or now, created=now, updated=now, parent=parent,
     )
     _transition(incident, status, now)
-    incident.next_update_at = next_update_at or next_update_due(severity, display_at or now)
+    incident.next_update_at = next_update_at or _next_update_due(incident, display_at or now)
     incident.full_clean()
     incident.save()
     incident.regions.set(list(regions))
     affected = _apply_component_changes(incident=incident, changes=components, actor=actor, source=source, reason=f"Incident opened: {name}")
     _append_update(
         incident=incident, status=status, body=body, display_at=display_at, actor=actor,
-        deliver_notifications=deliver_notifications, affected=affected,
+        deliver_notifications=deliver_notifications, affected=affected, provenance=provenance,
     )
     cache.content_changed()
     return incident
@@ -271,6 +300,7 @@ def incident_post_update(
     next_update_at: datetime | None = None,
     deliver_notifications: bool = True,
     actor=None,
+    provenance: dict | None = None,
 ) -> IncidentUpdate:
     """Append an update to an open incident's time line, moving its status and components.
 
@@ -288,13 +318,13 @@ def incident_post_update(
     affected = _apply_component_changes(incident=incident, changes=dict(components or {}), actor=actor, source=StatusSource.INCIDENT, reason=f"Update on {incident.name}")
     _transition(incident, status, now)
     if incident.is_open:
-        incident.next_update_at = next_update_at or next_update_due(incident.severity, display_at or now)
+        incident.next_update_at = next_update_at or _next_update_due(incident, display_at or now)
     incident.updated = now
     incident.full_clean()
     incident.save()
     update = _append_update(
         incident=incident, status=status, body=body, display_at=display_at, actor=actor,
-        deliver_notifications=deliver_notifications, affected=affected,
+        deliver_notifications=deliver_notifications, affected=affected, provenance=provenance,
     )
     cache.content_changed()
     return update
@@ -311,6 +341,7 @@ def incident_resolve(
     display_at: datetime | None = None,
     deliver_notifications: bool = True,
     actor=None,
+    provenance: dict | None = None,
 ) -> IncidentUpdate:
     """Resolve an incident. Its components go back to operational unless another open incident
     still holds them; leaving them degraded needs a reason, which is written to the status log.
@@ -350,8 +381,11 @@ def incident_resolve(
     incident.save()
     update = _append_update(
         incident=incident, status=IncidentStatus.RESOLVED, body=body, display_at=display_at, actor=actor,
-        deliver_notifications=deliver_notifications, affected=affected,
+        deliver_notifications=deliver_notifications, affected=affected, provenance=provenance,
     )
+    from incidents import editorial
+
+    editorial.postmortem_schedule(incident=incident)
     cache.content_changed()
     return update
 

@@ -7,3 +7,10 @@ from incidents import services
 def advance_maintenances() -> dict[str, int]:
     """Run every minute: start and complete maintenances whose window has come."""
     return services.maintenances_advance()
+
+
+def support_notify(update_id: int) -> dict[str, str]:
+    """After a publish: brief the support team and the helpdesk (incidents.support)."""
+    from incidents import support
+
+    return support.support_notify(update_id=update_id)

@@ -251,6 +251,14 @@ class Dispatch(models.Model):
     page = models.ForeignKey("incidents.Page", on_delete=models.CASCADE, related_name="dispatches")
     kind = models.CharField(max_length=12, choices=DispatchKind.choices)
     severity = models.CharField(max_length=2, blank=True, help_text="The incident's severity when it was published.")
+    # What the update went out under, copied at the publish so every message records it: the
+    # severity policy version and its rules for this severity (the channel matrix), the
+    # template version, the approvals and the draft revision.
+    policy_version = models.CharField(max_length=64, blank=True)
+    policy_rules = models.JSONField(default=dict, blank=True)
+    template_version = models.CharField(max_length=64, blank=True)
+    approvals = models.JSONField(default=list, blank=True)
+    revision = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=12, choices=DispatchStatus.choices, default=DispatchStatus.PENDING)
     recipients = models.PositiveIntegerField(default=0, help_text="Deliveries created by the expansion.")
     # The last subscriber id expanded: a worker killed mid fan-out is resumed from here.

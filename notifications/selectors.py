@@ -22,10 +22,10 @@ def _channel_matrix(dispatch: Dispatch) -> Q:
     maintenance = dispatch.kind == DispatchKind.MAINTENANCE
     condition = Q(pk__in=[])
     for tier in Tier.values:
-        channels = channels_for(dispatch.severity, tier, maintenance=maintenance)
+        channels = channels_for(dispatch.severity, tier, maintenance=maintenance, rules=dispatch.policy_rules or None)
         if channels:
             condition |= Q(organization__tier=tier, channel__in=channels)
-    standard = channels_for(dispatch.severity, Tier.STANDARD, maintenance=maintenance)
+    standard = channels_for(dispatch.severity, Tier.STANDARD, maintenance=maintenance, rules=dispatch.policy_rules or None)
     if standard:
         condition |= Q(organization__isnull=True, channel__in=standard)
     return condition

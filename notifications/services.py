@@ -28,7 +28,6 @@ from subscribers.models import Channel, ConsentSource, Subscriber, SubscriberSta
 
 logger = logging.getLogger("notifications.delivery")
 
-POLICY_VERSION = "severity-policy-v1"
 EXPAND_CHUNK = 1000
 CLAIM_LEASE = timedelta(seconds=90)  # longer than a send batch may take (django-q2 timeout 60 s)
 EXPAND_LEASE = timedelta(minutes=5)
@@ -62,7 +61,7 @@ def _enqueue_send_batches(ids: list[int]) -> None:
 # --- publishing -------------------------------------------------------------------------------
 
 
-def dispatch_create(*, update: IncidentUpdate) -> Dispatch | None:
+def dispatch_create(*, update: IncidentUpdate, provenance: dict | None = None) -> Dispatch | None:
     """Record that an update must be delivered; the fan-out task is queued on commit.
 
     Call inside the publishing transaction: a rollback leaves no dispatch and queues nothing.
@@ -75,6 +74,7 @@ def dispatch_create(*, update: IncidentUpdate) -> Dispatch | None:
         update=update, incident=incident, page_id=incident.page_id,
         kind=DispatchKind.MAINTENANCE if incident.is_maintenance else DispatchKind.INCIDENT,
         severity=incident.severity,
+        **{key: (provenance or {})[key] for key in ("policy_version", "policy_rules", "template_version", "approvals", "revision") if key in (provenance or {})},
     )
     transaction.on_commit(lambda: _enqueue("notifications.tasks.dispatch_expand", dispatch.pk))
     return dispatch
@@ -281,6 +281,7 @@ def _record_failure(delivery: Delivery, outcome: TransportError) -> str:
 
 
 def _archive_entry(delivery: Delivery, message: OutboundMessage, ctx: DispatchContext) -> dict:
+    dispatch = delivery.dispatch
     subject, text, html = as_sent(message)
     headers = dict(message.headers)
     if message.message_id:
@@ -289,7 +290,8 @@ def _archive_entry(delivery: Delivery, message: OutboundMessage, ctx: DispatchCo
         "channel": delivery.channel, "kind": "notification", "recipient": delivery.address, "subject": subject,
         "text_body": text, "html_body": html, "headers": headers, "payload": message.payload, "page": ctx.page,
         "incident": ctx.incident, "update": ctx.update, "subscriber": delivery.subscriber,
-        "template_version": TEMPLATE_VERSION, "policy_version": POLICY_VERSION, "approvals": [], "revision": "",
+        "template_version": f"{TEMPLATE_VERSION}; {dispatch.template_version}" if dispatch.template_version else TEMPLATE_VERSION,
+        "policy_version": dispatch.policy_version, "approvals": dispatch.approvals, "revision": dispatch.revision,
         # Archived before the provider answers, so no provider id yet; the delivery's stable key
         # (the email Message-ID, else the idempotency key = webhook-id) ties the row to the ledger.
         "provider_id": "", "attempts": delivery.attempts, "sent_at": timezone.now(),

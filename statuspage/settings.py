@@ -341,3 +341,34 @@ DELIVERY_SEND_BATCH = env_int("DELIVERY_SEND_BATCH", 500, minimum=1)
 NOTIFY_COALESCE_MINUTES = env_int("NOTIFY_COALESCE_MINUTES", 10, minimum=0)
 # SMS only on lifecycle edges (first notice, resolution, maintenance start/end) unless this is on.
 NOTIFY_SMS_EVERY_UPDATE = env_bool("NOTIFY_SMS_EVERY_UPDATE", False)
+
+# --- support coordination (incidents.support) -------------------------------------------------
+# Who hears, with the approved talking points, what customers were just told.
+SUPPORT_ALERT_EMAILS = env_list("SUPPORT_ALERT_EMAILS", [])
+SUPPORT_CHAT_WEBHOOK_URL = env_url("SUPPORT_CHAT_WEBHOOK_URL", "")
+# A generic, signed JSON event per update for a helpdesk (Zendesk/Freshdesk automation).
+HELPDESK_WEBHOOK_URL = env_url("HELPDESK_WEBHOOK_URL", "")
+
+# --- redaction ---
+# Update texts are checked before they are published for what must not leak: IP addresses,
+# internal host names, secrets, email addresses and ticket ids (incidents.redaction).
+from incidents import redaction as _redaction  # noqa: E402
+
+# Hosts under these domains are internal ("db-03.prod.internal", "api.corp"); a company
+# sub-domain such as int.example.com may be listed too. The SITE_URL host is never reported.
+REDACTION_INTERNAL_DOMAINS = list(
+    _redaction.parse_internal_domains(
+        env_list("REDACTION_INTERNAL_DOMAINS", list(_redaction.DEFAULT_INTERNAL_DOMAINS))
+    )
+)
+# Infrastructure host names ("db-03", "prod-web-12", "ip-10-0-1-5"), and ticket keys
+# ("OPS-1234"): regular expressions; an empty value turns that check off.
+REDACTION_HOST_PATTERN = env_str("REDACTION_HOST_PATTERN", _redaction.DEFAULT_HOST_PATTERN)
+_redaction.compile_setting("REDACTION_HOST_PATTERN", REDACTION_HOST_PATTERN)
+REDACTION_TICKET_PATTERN = env_str("REDACTION_TICKET_PATTERN", _redaction.DEFAULT_TICKET_PATTERN)
+_redaction.compile_setting("REDACTION_TICKET_PATTERN", REDACTION_TICKET_PATTERN)
+# Addresses staff publish on purpose (support@example.com), compared without regard to case.
+REDACTION_ALLOWED_EMAILS = list(_redaction.parse_allowed_emails(env_list("REDACTION_ALLOWED_EMAILS", [])))
+# More things to catch, as name=regex entries ("customer=cust_[0-9]{6}"); a bad one stops start-up.
+REDACTION_EXTRA_PATTERNS = env_list("REDACTION_EXTRA_PATTERNS", [])
+_redaction.parse_extra_patterns(REDACTION_EXTRA_PATTERNS)

@@ -63,3 +63,46 @@ def desk(client, staff):
     """A browser signed in to the admin as staff."""
     client.force_login(staff)
     return client
+
+
+# --- the editorial cast: one staff member per role group (incidents.editorial.ROLE_GROUPS) ---
+
+
+def _member(django_user_model, username: str, group: str):
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user(
+        username=username, email=f"{username}@example.com", password="correct horse battery", is_staff=True,
+    )
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def communicator(db, django_user_model):
+    return _member(django_user_model, "cora", "Communicators")
+
+
+@pytest.fixture
+def legal(db, django_user_model):
+    return _member(django_user_model, "lee", "Legal approvers")
+
+
+@pytest.fixture
+def pr(db, django_user_model):
+    return _member(django_user_model, "pat", "PR approvers")
+
+
+@pytest.fixture
+def executive_approver(db, django_user_model):
+    return _member(django_user_model, "eve", "Executive approvers")
+
+
+@pytest.fixture
+def commander(db, django_user_model):
+    return _member(django_user_model, "cam", "Incident commanders")
+
+
+@pytest.fixture
+def executive(db, django_user_model):
+    return _member(django_user_model, "ed", "Executives")
