@@ -724,3 +724,29 @@ class Postmortem(models.Model):
 
     def __str__(self) -> str:
         return f"Post-mortem of {self.incident}"
+
+
+class BlackoutWindow(models.Model):
+    """A stretch of critical remediation: internal pings (staff reminders, support chat) wait
+    until it ends. The customer cadence is kept, or its waiver is recorded with a reason."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="blackouts")
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=500)
+    cadence_waived = models.BooleanField(default=False, help_text="Customer updates are paused too (recorded).")
+    waiver_reason = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-starts_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="blackout_ends_after_start"),
+            models.CheckConstraint(
+                condition=Q(cadence_waived=False) | ~Q(waiver_reason=""), name="blackout_waiver_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Blackout on {self.incident} until {self.ends_at:%Y-%m-%d %H:%M}"

@@ -259,6 +259,8 @@ class Dispatch(models.Model):
     template_version = models.CharField(max_length=64, blank=True)
     approvals = models.JSONField(default=list, blank=True)
     revision = models.CharField(max_length=64, blank=True)
+    # A false-alarm notice: only subscribers who were sent something about the incident hear it.
+    notified_only = models.BooleanField(default=False)
     status = models.CharField(max_length=12, choices=DispatchStatus.choices, default=DispatchStatus.PENDING)
     recipients = models.PositiveIntegerField(default=0, help_text="Deliveries created by the expansion.")
     # The last subscriber id expanded: a worker killed mid fan-out is resumed from here.

@@ -69,6 +69,13 @@ def dispatch_audience(dispatch: Dispatch) -> QuerySet[Subscriber]:
     own_incident = Q(incident_id=dispatch.incident_id)
     qs = qs.filter(own_incident | (Q(incident__isnull=True) & components_match))
 
+    if dispatch.notified_only:
+        # A false alarm is corrected only where it was heard.
+        qs = qs.filter(Exists(
+            Delivery.objects.filter(subscriber_id=OuterRef("pk"), dispatch__incident_id=dispatch.incident_id, status=DeliveryStatus.SENT)
+            .exclude(dispatch_id=dispatch.pk)
+        ))
+        return qs
     region_ids = list(Region.objects.filter(incidents=dispatch.incident_id).values_list("pk", flat=True))
     if region_ids:
         qs = qs.filter(

@@ -74,7 +74,8 @@ def dispatch_create(*, update: IncidentUpdate, provenance: dict | None = None) -
         update=update, incident=incident, page_id=incident.page_id,
         kind=DispatchKind.MAINTENANCE if incident.is_maintenance else DispatchKind.INCIDENT,
         severity=incident.severity,
-        **{key: (provenance or {})[key] for key in ("policy_version", "policy_rules", "template_version", "approvals", "revision") if key in (provenance or {})},
+        **{key: (provenance or {})[key] for key in ("policy_version", "policy_rules", "template_version", "approvals", "revision", "notified_only")
+           if key in (provenance or {})},
     )
     transaction.on_commit(lambda: _enqueue("notifications.tasks.dispatch_expand", dispatch.pk))
     return dispatch

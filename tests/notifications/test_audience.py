@@ -193,3 +193,22 @@ def test_a_killed_expansion_resumes_after_the_last_finished_chunk(page):
     services.dispatch_expand(dispatch_id=dispatch.pk, chunk_size=2)
     assert set(Delivery.objects.values_list("subscriber_id", flat=True)) == set(subscribers[2:])
     assert Dispatch.objects.get().status == "sending"
+
+
+def test_a_false_alarm_correction_reaches_only_those_who_were_notified(page):
+    from incidents import services as incident_services
+
+    told = confirmed(page)
+    incident = factories.open_incident(page=page, severity="P1")
+    services.dispatch_expand(dispatch_id=Dispatch.objects.get().pk)
+    services.deliveries_send(ids=list(Delivery.objects.values_list("pk", flat=True)))
+    # Subscribed after the alarm went out: never heard it, so is not bothered with its correction.
+    confirmed(page)
+    incident_services.incident_resolve(
+        incident=incident, body="False alarm: a monitoring fault, no customer was affected.",
+        provenance={"notified_only": True},
+    )
+    correction = Dispatch.objects.latest("id")
+    assert correction.notified_only
+    services.dispatch_expand(dispatch_id=correction.pk)
+    assert list(Delivery.objects.filter(dispatch=correction).values_list("subscriber", flat=True)) == [told.pk]
