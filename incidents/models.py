@@ -242,6 +242,11 @@ class Severity(models.TextChoices):
     P4 = "P4", "P4 Low"
 
 
+def default_reminder_leads() -> list[int]:
+    """Remind maintenance subscribers a day and an hour before the window opens."""
+    return [24 * 60, 60]
+
+
 class IncidentQuerySet(models.QuerySet):
     def incidents(self):
         return self.filter(kind=IncidentKind.INCIDENT)
@@ -297,6 +302,11 @@ class Incident(models.Model):
     false_alarm = models.BooleanField(default=False, editable=False)
     extended_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="When it became an extended outage.")
     sla_credit_review = models.BooleanField(default=False, help_text="Flagged for an SLA credit review.")
+    # Maintenance: subscriber reminders this many minutes before the window (per window), and
+    # those already sent; the end first announced, kept when an overrun moves scheduled_until.
+    reminder_leads = models.JSONField(default=default_reminder_leads, blank=True, help_text="Minutes before the start, e.g. [1440, 60].")
+    reminders_sent = models.JSONField(default=list, blank=True, editable=False)
+    planned_until = models.DateTimeField(null=True, blank=True, editable=False)
     created = models.DateTimeField(default=timezone.now, editable=False)
     updated = models.DateTimeField(default=timezone.now, editable=False)
 

@@ -5,8 +5,10 @@ leaves the process (cache invalidation, static export) from transaction.on_commi
 """
 from __future__ import annotations
 
+import zoneinfo
+
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -436,8 +438,13 @@ def maintenance_schedule(
     auto_complete: bool = True,
     deliver_notifications: bool = True,
     actor=None,
+    reminder_leads: list[int] | None = None,
 ) -> Incident:
-    """Announce a maintenance window; its components are only touched when it starts."""
+    """Announce a maintenance window; its components are only touched when it starts.
+
+    reminder_leads: minutes before the start at which subscribers are reminded (default a day
+    and an hour; an empty list sends none).
+    """
     now = _now()
     maintenance = Incident(
         page=page, kind=IncidentKind.MAINTENANCE, name=name, status=MaintenanceStatus.SCHEDULED,
@@ -445,6 +452,10 @@ def maintenance_schedule(
         scheduled_until=scheduled_until, auto_start=auto_start, auto_complete=auto_complete,
         created=now, updated=now,
     )
+    if reminder_leads is not None:
+        if any(not isinstance(lead, int) or lead <= 0 for lead in reminder_leads):
+            raise ValidationError({"reminder_leads": "Reminders are whole numbers of minutes before the start."})
+        maintenance.reminder_leads = sorted(set(reminder_leads), reverse=True)
     maintenance.full_clean()
     maintenance.save()
     for component in components:
@@ -524,11 +535,156 @@ def maintenance_complete(*, maintenance: Incident, body: str = "", actor=None, s
     return update
 
 
+def _human_lead(minutes: int) -> str:
+    if minutes % (24 * 60) == 0:
+        days = minutes // (24 * 60)
+        return "24 hours" if days == 1 else f"{days} days"
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return "1 hour" if hours == 1 else f"{hours} hours"
+    return f"{minutes} minutes"
+
+
+def _window_text(maintenance: Incident) -> str:
+    zone = zoneinfo.ZoneInfo(maintenance.page.time_zone)
+    start, end = maintenance.scheduled_for.astimezone(zone), maintenance.scheduled_until.astimezone(zone)
+    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} {end.tzname()}"
+
+
+@transaction.atomic
+def maintenance_remind(
+    *, maintenance: Incident, lead_minutes: int, now: datetime | None = None, passed: list[int] = (),
+) -> IncidentUpdate | None:
+    """Remind subscribers that a maintenance starts in `lead_minutes`, once per lead.
+
+    The reminder repeats the announcement's text under a line saying when the window opens;
+    a lead that had already passed when the window was announced is skipped, not sent late,
+    and so are the longer leads in `passed`.
+    """
+    from statuspage.lib.markdown import plain_body
+
+    now = now or _now()
+    maintenance = Incident.objects.select_for_update().select_related("page").get(pk=maintenance.pk)
+    if maintenance.status != MaintenanceStatus.SCHEDULED or lead_minutes in (maintenance.reminders_sent or []):
+        return None
+    lead = timedelta(minutes=lead_minutes)
+    Incident.objects.filter(pk=maintenance.pk).update(reminders_sent=sorted({*(maintenance.reminders_sent or []), lead_minutes, *passed}))
+    announced = maintenance.updates.order_by("display_at", "pk").first()
+    if maintenance.scheduled_for - lead < maintenance.created or now >= maintenance.scheduled_for:
+        return None  # announced inside the lead, or already started: the announcement was the notice
+    remaining = -int(-(maintenance.scheduled_for - now).total_seconds() // 60)  # whole minutes, rounded up
+    # On time (the schedule runs every minute) it says the lead; late, what is really left.
+    starts_in = _human_lead(lead_minutes if lead_minutes - remaining <= 5 else remaining)
+    body = (
+        f"Reminder: this maintenance starts in {starts_in}.\n\n"
+        f"Window: {_window_text(maintenance)}\n\n{plain_body(announced.body) if announced else ''}"
+    ).strip()
+    update = _append_update(
+        incident=maintenance, status=MaintenanceStatus.SCHEDULED, body=body, display_at=now, actor=None,
+        deliver_notifications=True, affected=None,
+    )
+    cache.content_changed()
+    return update
+
+
+def maintenance_reminders_due(*, now: datetime | None = None) -> int:
+    """Send every maintenance reminder whose lead has been reached (per-minute, from maintenances_advance)."""
+    now = now or _now()
+    sent = 0
+    upcoming = Incident.objects.maintenances().filter(status=MaintenanceStatus.SCHEDULED, scheduled_for__gt=now)
+    for pk, leads, done, starts in upcoming.values_list("pk", "reminder_leads", "reminders_sent", "scheduled_for"):
+        reached = [lead for lead in set(leads or []) - set(done or []) if now >= starts - timedelta(minutes=lead)]
+        if reached:
+            # Several leads reached at once (the worker was down): only the nearest one is
+            # worth sending; "starts in 24 hours" an hour before the start would mislead.
+            sent += maintenance_remind(
+                maintenance=Incident(pk=pk), lead_minutes=min(reached), now=now, passed=[lead for lead in reached if lead != min(reached)],
+            ) is not None
+    return sent
+
+
+@transaction.atomic
+def maintenance_reschedule(
+    *, maintenance: Incident, scheduled_for: datetime, scheduled_until: datetime, body: str = "", actor=None,
+    deliver_notifications: bool = True,
+) -> IncidentUpdate:
+    """Move a window that has not started; subscribers hear the new window, reminders start over."""
+    maintenance = Incident.objects.select_for_update().select_related("page").get(pk=maintenance.pk)
+    if maintenance.status != MaintenanceStatus.SCHEDULED:
+        raise ValidationError({"status": "Only a maintenance that has not started can be rescheduled."})
+    if scheduled_until <= scheduled_for:
+        raise ValidationError({"scheduled_until": "The window must end after it starts."})
+    maintenance.scheduled_for, maintenance.scheduled_until = scheduled_for, scheduled_until
+    maintenance.started_at, maintenance.reminders_sent, maintenance.updated = scheduled_for, [], _now()
+    maintenance.full_clean()
+    maintenance.save()
+    text = f"Rescheduled: the new window is {_window_text(maintenance)}."
+    update = _append_update(
+        incident=maintenance, status=MaintenanceStatus.SCHEDULED, body=f"{text}\n\n{body.strip()}".strip(), display_at=None,
+        actor=actor, deliver_notifications=deliver_notifications, affected=None,
+    )
+    cache.content_changed()
+    return update
+
+
+@transaction.atomic
+def maintenance_cancel(*, maintenance: Incident, body: str = "", actor=None, deliver_notifications: bool = True) -> IncidentUpdate:
+    """Call off a maintenance that has not started; subscribers hear it will not happen."""
+    maintenance = Incident.objects.select_for_update().get(pk=maintenance.pk)
+    if maintenance.status != MaintenanceStatus.SCHEDULED:
+        raise ValidationError({"status": "Only a maintenance that has not started can be cancelled; complete it instead."})
+    now = _now()
+    maintenance.status, maintenance.resolved_at, maintenance.updated = MaintenanceStatus.COMPLETED, now, now
+    # It never started: the history lists it when it was called off, not at the window it lost.
+    maintenance.started_at = min(maintenance.started_at, now)
+    maintenance.full_clean()
+    maintenance.save()
+    update = _append_update(
+        incident=maintenance, status=MaintenanceStatus.COMPLETED,
+        body=f"Cancelled: this maintenance will not take place.\n\n{body.strip()}".strip(), display_at=now, actor=actor,
+        deliver_notifications=deliver_notifications, affected=None,
+    )
+    cache.content_changed()
+    return update
+
+
+OVERRUN_CREDIT_REVIEW = timedelta(hours=2)
+
+
+@transaction.atomic
+def maintenance_extend(*, maintenance: Incident, scheduled_until: datetime, reason: str, actor=None) -> IncidentUpdate:
+    """An overrun: publish the revised end and why; more than 2 h past the planned end flags an SLA credit review."""
+    maintenance = Incident.objects.select_for_update().select_related("page").get(pk=maintenance.pk)
+    if maintenance.status not in ACTIVE_MAINTENANCE_STATUSES:
+        raise ValidationError({"status": "Only a maintenance in progress can overrun."})
+    if scheduled_until <= maintenance.scheduled_until:
+        raise ValidationError({"scheduled_until": "The revised end must be later than the current one."})
+    if not reason.strip():
+        raise ValidationError({"reason": "Tell subscribers why the work takes longer."})
+    maintenance.planned_until = maintenance.planned_until or maintenance.scheduled_until
+    maintenance.scheduled_until, maintenance.updated = scheduled_until, _now()
+    if scheduled_until - maintenance.planned_until > OVERRUN_CREDIT_REVIEW:
+        maintenance.sla_credit_review = True
+    maintenance.full_clean()
+    maintenance.save()
+    zone = zoneinfo.ZoneInfo(maintenance.page.time_zone)
+    end = scheduled_until.astimezone(zone)
+    update = _append_update(
+        incident=maintenance, status=maintenance.status,
+        body=f"This maintenance is taking longer than planned. New expected end: {end:%Y-%m-%d %H:%M} {end.tzname()}.\n\n"
+             f"Why: {reason.strip()}",
+        display_at=None, actor=actor, deliver_notifications=True, affected=None,
+    )
+    cache.content_changed()
+    return update
+
+
 def maintenances_advance(*, now: datetime | None = None) -> dict[str, int]:
     """Start and complete maintenances whose time has come. Safe to run from several workers:
     each maintenance is moved in its own transaction under a row lock, and re-checked there."""
     now = now or _now()
     started = completed = 0
+    reminded = maintenance_reminders_due(now=now)
     due_start = Incident.objects.maintenances().filter(
         status=MaintenanceStatus.SCHEDULED, auto_start=True, scheduled_for__lte=now, scheduled_until__gt=now
     ).values_list("pk", flat=True)
@@ -547,4 +703,4 @@ def maintenances_advance(*, now: datetime | None = None) -> dict[str, int]:
             completed += 1
         except ValidationError:
             continue
-    return {"started": started, "completed": completed}
+    return {"reminded": reminded, "started": started, "completed": completed}

@@ -67,7 +67,7 @@ def test_advance_starts_a_due_maintenance_and_puts_its_components_under_maintena
 
     result = services.maintenances_advance(now=maintenance.scheduled_for + timedelta(minutes=1))
 
-    assert result == {"started": 1, "completed": 0}
+    assert result == {"reminded": 0, "started": 1, "completed": 0}
     assert _reload(maintenance).status == MaintenanceStatus.IN_PROGRESS
     for component in (rest_api, dashboard):
         assert _status(component) == ComponentStatus.UNDER_MAINTENANCE
@@ -82,7 +82,8 @@ def test_advance_leaves_a_maintenance_alone_before_its_start(page, rest_api):
 
     result = services.maintenances_advance(now=maintenance.scheduled_for - timedelta(minutes=1))
 
-    assert result == {"started": 0, "completed": 0}
+    # Only the reminder is due: the hour-before one (the day-before one is never sent late).
+    assert result == {"reminded": 1, "started": 0, "completed": 0}
     assert _reload(maintenance).status == MaintenanceStatus.SCHEDULED
     assert _status(rest_api) == ComponentStatus.OPERATIONAL
 
@@ -93,7 +94,7 @@ def test_advance_completes_a_finished_maintenance_and_restores_operational(page,
 
     result = services.maintenances_advance(now=maintenance.scheduled_until)
 
-    assert result == {"started": 0, "completed": 1}
+    assert result == {"reminded": 0, "started": 0, "completed": 1}
     maintenance = _reload(maintenance)
     assert maintenance.status == MaintenanceStatus.COMPLETED
     assert maintenance.resolved_at is not None
@@ -167,7 +168,7 @@ def test_running_advance_twice_does_nothing_the_second_time(page, rest_api):
 
     result = services.maintenances_advance(now=at)
 
-    assert result == {"started": 0, "completed": 0}
+    assert result == {"reminded": 0, "started": 0, "completed": 0}
     assert maintenance.updates.count() == updates
     assert ComponentStatusChange.objects.count() == changes
 
@@ -178,7 +179,7 @@ def test_a_maintenance_whose_window_passed_unstarted_is_completed(page, rest_api
 
     result = services.maintenances_advance(now=maintenance.scheduled_until + timedelta(minutes=5))
 
-    assert result == {"started": 0, "completed": 1}
+    assert result == {"reminded": 0, "started": 0, "completed": 1}
     assert _reload(maintenance).status == MaintenanceStatus.COMPLETED
     assert not ComponentStatusChange.objects.filter(component=rest_api, source=StatusSource.MAINTENANCE).exists()
 
