@@ -66,7 +66,7 @@ def test_the_advance_task_runs_the_maintenance_service(page, rest_api):
     with time_machine.travel(maintenance.scheduled_for + timedelta(minutes=1), tick=False):
         result = tasks.advance_maintenances()
 
-    assert result == {"started": 1, "completed": 0}
+    assert result == {"reminded": 0, "started": 1, "completed": 0}
     maintenance.refresh_from_db()
     assert maintenance.status == MaintenanceStatus.IN_PROGRESS
     assert Component.objects.get(pk=rest_api.pk).status == ComponentStatus.UNDER_MAINTENANCE
