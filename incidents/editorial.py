@@ -11,6 +11,7 @@ changes nothing, yet its NearMiss record stays.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -264,12 +265,24 @@ def template_values(*, page: Page, incident: Incident | None, proposal: dict | N
     """What the system knows for a template's placeholders; the rest is written by staff."""
     proposal = proposal or {}
     values = {"page_name": page.name, "status_link": f"{page.base_url}/"}
+    no_eta = "We do not have an estimate yet."
     if incident is None:
+        from incidents.models import Impact, IncidentStatus
+        from incidents.policy import impact_from_component_statuses
+
+        now = timezone.now()
+        statuses = dict(proposal.get("components") or {})
         values["incident_name"] = proposal.get("name", "")
-        names = [Component.objects.filter(pk=pk).values_list("name", flat=True).first() or "" for pk in proposal.get("components", {})]
+        names = [Component.objects.filter(pk=pk).values_list("name", flat=True).first() or "" for pk in statuses]
         values["service"] = ", ".join(n for n in names if n)
-        values["started_at"] = _fmt(timezone.now(), page.time_zone)
-        return values
+        values["started_at"] = _fmt(now, page.time_zone)
+        values["status"] = IncidentStatus.INVESTIGATING.label
+        impact = proposal.get("impact") or impact_from_component_statuses(statuses.values())
+        values["impact"] = Impact(impact).label if impact in Impact.values else ""
+        step = cadence(proposal.get("severity", Severity.P3))
+        values["next_update_at"] = _fmt(now + step, page.time_zone) if step else ""
+        values["eta"] = no_eta
+        return {k: v for k, v in values.items() if v}
     zone = page.time_zone
     values.update({
         "incident_name": incident.name,
@@ -277,7 +290,7 @@ def template_values(*, page: Page, incident: Incident | None, proposal: dict | N
         "started_at": _fmt(incident.started_at, zone),
         "status": incident.get_status_display(),
         "impact": incident.get_impact_display(),
-        "eta": _fmt(incident.eta, zone),
+        "eta": _fmt(incident.eta, zone) or no_eta,
         "next_update_at": _fmt(incident.next_update_at, zone),
         "resolved_at": _fmt(incident.resolved_at, zone),
         "status_link": f"{page.base_url}/incidents/{incident.public_id}",
@@ -290,6 +303,7 @@ def template_values(*, page: Page, incident: Incident | None, proposal: dict | N
 
 _STATUS_BY_KIND = {
     MessageKind.INITIAL_ALERT: IncidentStatus.INVESTIGATING,
+    MessageKind.POSTMORTEM: IncidentStatus.POSTMORTEM,
     MessageKind.RESOLUTION: IncidentStatus.RESOLVED,
     MessageKind.FALSE_ALARM: IncidentStatus.RESOLVED,
 }
@@ -387,20 +401,24 @@ def draft_edit(*, draft: UpdateDraft, actor, body: str | None = None, status: st
         return draft
 
 
-@transaction.atomic
 def draft_submit(*, draft: UpdateDraft, actor) -> list[redaction.Finding]:
     """Send a draft for review; returns the redaction findings the reviewers will see."""
+    # Checked outside the transaction (it was inside @transaction.atomic, whose rollback on the
+    # Forbidden also erased the refusal's NearMiss).
     _require(actor, "incidents.change_updatedraft", action="submit an update for review", incident=draft.incident, draft=draft)
-    draft = UpdateDraft.objects.select_for_update().get(pk=draft.pk)
-    if draft.state != DraftState.DRAFT:
-        raise ValidationError({"state": f"Only a draft goes to review; this one is {draft.get_state_display().lower()}."})
-    draft.state, draft.updated = DraftState.IN_REVIEW, timezone.now()
-    draft.save(update_fields=["state", "updated"])
+    with transaction.atomic():
+        draft = UpdateDraft.objects.select_for_update().get(pk=draft.pk)
+        if draft.state != DraftState.DRAFT:
+            raise ValidationError({"state": f"Only a draft goes to review; this one is {draft.get_state_display().lower()}."})
+        draft.state, draft.updated = DraftState.IN_REVIEW, timezone.now()
+        draft.save(update_fields=["state", "updated"])
     return redaction_findings(draft)
 
 
 def redaction_findings(draft: UpdateDraft) -> list[redaction.Finding]:
-    return redaction.scan(draft.body, patterns=redaction.patterns_from_settings())
+    # The page's own host names are public by definition (they were reported as internal hosts
+    # when a page lives on an internal domain, blocking every update that links to it).
+    return redaction.scan(draft.body, patterns=redaction.patterns_from_settings(public_hosts=draft.page.host_names()))
 
 
 # --- approvals ----------------------------------------------------------------------------------
@@ -486,15 +504,25 @@ class PublishCheck:
     missing_approvals: list[str]
     findings: list[redaction.Finding]
     state_error: str = ""
+    unfilled: tuple[str, ...] = ()  # [[name]] markers a template left for staff to write
+    disclosure_pending: bool = False  # vendor-caused, and legal has not reviewed the disclosure
 
     def problems(self, *, override: bool) -> list[str]:
         problems = [self.state_error] if self.state_error else []
         if self.missing_approvals:
             labels = ", ".join(ApprovalRole(role).label for role in self.missing_approvals)
             problems.append(f"Missing approval: {labels}.")
+        if self.disclosure_pending:
+            # Worded as an approval: it is legal's, so an emergency publish may go without it.
+            problems.append("Missing approval: the disclosure review of this vendor-caused incident (legal).")
+        if self.unfilled:
+            problems.append(f"Still to be written: {', '.join(f'[[{name}]]' for name in self.unfilled)}.")
         if self.findings and not override:
             problems.append(f"Redaction findings: {redaction.summary(self.findings)} Remove them, or override with a reason.")
         return problems
+
+
+_MARKER = re.compile(r"\[\[([a-z_]+)\]\]")
 
 
 def publish_check(draft: UpdateDraft) -> PublishCheck:
@@ -503,7 +531,14 @@ def publish_check(draft: UpdateDraft) -> PublishCheck:
         state_error = f"This update is already {draft.get_state_display().lower()}."
     elif draft.state == DraftState.DRAFT:
         state_error = "Submit the draft for review first."
-    return PublishCheck(missing_approvals=missing_approvals(draft), findings=redaction_findings(draft), state_error=state_error)
+    unfilled = tuple(dict.fromkeys(
+        name for name in _MARKER.findall(draft.body) if name in message_templates.PLACEHOLDERS
+    ))
+    incident = draft.incident
+    return PublishCheck(
+        missing_approvals=missing_approvals(draft), findings=redaction_findings(draft), state_error=state_error,
+        unfilled=unfilled, disclosure_pending=bool(incident and incident.vendor_caused and not incident.disclosure_reviewed_at),
+    )
 
 
 class PublishBlocked(ValidationError):
@@ -516,8 +551,10 @@ class PublishBlocked(ValidationError):
 
 def draft_publish(
     *, draft: UpdateDraft, actor, redaction_override: str = "", emergency_reason: str = "",
-) -> IncidentUpdate:
+) -> IncidentUpdate | None:
     """Publish an approved draft: the page, the policy's channels and the archive, in one commit.
+
+    Returns the update it became (None for an internal post-mortem, which is kept, not published).
 
     emergency_reason: a commander publishes without (all) approvals; recorded as a near miss.
     redaction_override: publish despite redaction findings; needs its own permission.
@@ -548,6 +585,8 @@ def draft_publish(
                 for role, approval in sorted(given.items())
             ],
             "revision": str(draft.revision),
+            # A false alarm is corrected only where it was heard.
+            "notified_only": draft.kind == MessageKind.FALSE_ALARM,
         }
         update = _publish(draft, actor=actor, provenance=provenance)
         now = timezone.now()
@@ -560,18 +599,18 @@ def draft_publish(
         draft.save()
         if emergency:
             NearMiss.objects.create(
-                kind=NearMissKind.EMERGENCY_PUBLISH, incident=update.incident, draft=draft, actor=actor,
+                kind=NearMissKind.EMERGENCY_PUBLISH, incident=draft.incident, draft=draft, actor=actor,
                 action="emergency publish", reason=emergency_reason.strip(),
             )
         if check.findings and redaction_override.strip():
             NearMiss.objects.create(
-                kind=NearMissKind.REDACTION_OVERRIDE, incident=update.incident, draft=draft, actor=actor,
+                kind=NearMissKind.REDACTION_OVERRIDE, incident=draft.incident, draft=draft, actor=actor,
                 action="redaction override", reason=f"{redaction_override.strip()} ({redaction.summary(check.findings)})",
             )
         return update
 
 
-def _publish(draft: UpdateDraft, *, actor, provenance: dict) -> IncidentUpdate:
+def _publish(draft: UpdateDraft, *, actor, provenance: dict) -> IncidentUpdate | None:
     from incidents import services
 
     if draft.incident_id is None:
@@ -585,6 +624,8 @@ def _publish(draft: UpdateDraft, *, actor, provenance: dict) -> IncidentUpdate:
         Incident.objects.filter(pk=incident.pk).update(category=proposal["category"], commander=actor)
         return incident.updates.get()
     incident = draft.incident
+    if draft.kind == MessageKind.POSTMORTEM:
+        return _publish_postmortem(draft, actor=actor, provenance=provenance)
     if draft.status == IncidentStatus.RESOLVED and incident.is_open:
         if draft.kind == MessageKind.FALSE_ALARM:
             Incident.objects.filter(pk=incident.pk).update(false_alarm=True)
@@ -599,6 +640,29 @@ def _publish(draft: UpdateDraft, *, actor, provenance: dict) -> IncidentUpdate:
 
 
 # --- post-mortems ---------------------------------------------------------------------------------
+
+
+def _publish_postmortem(draft: UpdateDraft, *, actor, provenance: dict) -> IncidentUpdate | None:
+    """A post-mortem is drafted and approved like an update. Public: it goes on the incident page
+    as a "postmortem" update, notifying subscribers only if the post-mortem says so. Internal:
+    it is kept, approved, on the incident and nothing is published."""
+    from incidents import services
+    from incidents.models import Postmortem
+
+    incident = draft.incident
+    if incident.is_open:
+        raise PublishBlocked(["Resolve the incident before publishing its post-mortem."])
+    postmortem, _created = Postmortem.objects.select_for_update().get_or_create(
+        incident=incident, defaults={"visibility": rules_for(incident.severity).get("postmortem_visibility") or PostmortemVisibility.INTERNAL},
+    )
+    now = timezone.now()
+    Postmortem.objects.filter(pk=postmortem.pk).update(body=draft.body, state=DraftState.PUBLISHED, published_at=now, updated=now, author=draft.author)
+    if postmortem.visibility != PostmortemVisibility.PUBLIC:
+        return None
+    return services.incident_post_update(
+        incident=incident, status=IncidentStatus.POSTMORTEM, body=draft.body,
+        deliver_notifications=postmortem.notify_subscribers, actor=actor, provenance=provenance,
+    )
 
 
 def postmortem_schedule(*, incident: Incident, version: PolicyVersion | None = None):
