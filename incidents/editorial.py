@@ -301,6 +301,20 @@ def template_values(*, page: Page, incident: Incident | None, proposal: dict | N
     return {k: v for k, v in values.items() if v}
 
 
+def suggested_templates(*, incident: Incident | None = None, category: str = "outage", language: str = "en") -> list[MessageTemplate]:
+    """The current templates to offer for the next message, best first: the incident's
+    category and state decide (an extended outage suggests its own note)."""
+    if incident is None:
+        kinds = message_templates.suggested_kinds(category, status=None, is_maintenance=False)
+    else:
+        kinds = message_templates.suggested_kinds(
+            incident.category, status=incident.status, is_maintenance=incident.is_maintenance,
+            extended=incident.extended_at is not None, false_alarm=incident.false_alarm,
+        )
+    found = [template_current(kind, language) for kind in kinds]
+    return [template for template in found if template is not None]
+
+
 _STATUS_BY_KIND = {
     MessageKind.INITIAL_ALERT: IncidentStatus.INVESTIGATING,
     MessageKind.POSTMORTEM: IncidentStatus.POSTMORTEM,

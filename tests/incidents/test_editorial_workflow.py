@@ -669,3 +669,15 @@ def test_every_sent_email_is_archived_with_the_same_provenance(published_from_te
         assert _provenance(row) == ("policy-v1", [("legal", "lee", 2), ("pr", "pat", 2)], "2")
         assert "initial_alert/en/v1" in row.template_version
 
+
+
+def test_the_incident_suggests_its_next_template(page):
+    from django.utils import timezone
+
+    incident = _incident(page, severity="P1")
+    assert editorial.suggested_templates(incident=None)[0].kind == MessageKind.INITIAL_ALERT
+    assert editorial.suggested_templates(incident=incident)[0].kind == MessageKind.PROGRESS_UPDATE
+    Incident.objects.filter(pk=incident.pk).update(extended_at=timezone.now())
+    incident.refresh_from_db()
+    assert editorial.suggested_templates(incident=incident)[0].kind == MessageKind.EXTENDED_OUTAGE
+    assert editorial.suggested_templates(incident=incident, language="de")[0].language == "de"
