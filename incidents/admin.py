@@ -751,3 +751,6 @@ class MaintenanceAdmin(ServiceAdmin):
     @admin.action(description="Complete the selected maintenances", permissions=["change"])
     def complete_selected(self, request, queryset) -> None:
         self._run_step(request, queryset, "complete")
+
+
+from incidents import admin_editorial  # noqa: E402,F401

@@ -636,6 +636,7 @@ def _publish(draft: UpdateDraft, *, actor, provenance: dict) -> IncidentUpdate |
             deliver_notifications=draft.deliver_notifications, actor=actor, provenance=provenance,
         )
         Incident.objects.filter(pk=incident.pk).update(category=proposal["category"], commander=actor)
+        incident.refresh_from_db(fields=["category", "commander"])  # update.incident is this instance
         return incident.updates.get()
     incident = draft.incident
     if draft.kind == MessageKind.POSTMORTEM:

@@ -12,6 +12,14 @@ SCHEDULES = [
         "minutes": 1,
     },
     {
+        # Staff reminders and escalations (incidents.reminders): each is sent once, so running
+        # every minute costs only the queries; a lead time of minutes needs this resolution.
+        "name": "incidents.check_reminders",
+        "func": "incidents.tasks.check_reminders",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+    },
+    {
         # Re-queues expired claims and due deliveries, expands dispatches whose task was lost.
         "name": "notifications.sweep_deliveries",
         "func": "notifications.tasks.sweep_deliveries",

@@ -137,6 +137,7 @@ def _post(url: str, payload: dict | bytes, *, update: IncidentUpdate, headers: d
     try:
         http.post(url, body=body, headers={"Content-Type": "application/json", **(headers or {})})
     except http.OutboundError as exc:
-        logger.warning("Support post for update %s to %s failed: %s", update.public_id, url, exc.message)
+        # Not the URL: Slack and Teams webhook URLs carry their secret in the path.
+        logger.warning("Support post for update %s failed: %s", update.public_id, exc.message)
         return f"failed: {exc.message}"
     return "sent"

@@ -14,3 +14,10 @@ def support_notify(update_id: int) -> dict[str, str]:
     from incidents import support
 
     return support.support_notify(update_id=update_id)
+
+
+def check_reminders() -> dict[str, int]:
+    """Run every minute: remind staff of updates and post-mortems coming due, escalate overdue ones."""
+    from incidents import reminders
+
+    return reminders.reminders_check()

@@ -372,3 +372,15 @@ REDACTION_ALLOWED_EMAILS = list(_redaction.parse_allowed_emails(env_list("REDACT
 # More things to catch, as name=regex entries ("customer=cust_[0-9]{6}"); a bad one stops start-up.
 REDACTION_EXTRA_PATTERNS = env_list("REDACTION_EXTRA_PATTERNS", [])
 _redaction.parse_extra_patterns(REDACTION_EXTRA_PATTERNS)
+
+# --- staff reminders ---
+# incidents.reminders, every minute: reminders before a promised public update or a post-mortem
+# is due, escalations once it is overdue, extended outages, maintenances near their end.
+# A Slack- or Teams-compatible incoming webhook for internal pings (empty: no chat post).
+STAFF_CHAT_WEBHOOK_URL = env_url("STAFF_CHAT_WEBHOOK_URL", "")
+# Extra addresses told of every reminder, besides the commander and the communicators.
+STAFF_ALERT_EMAILS = env_list("STAFF_ALERT_EMAILS", [])
+if any("@" not in _address for _address in STAFF_ALERT_EMAILS):
+    raise ImproperlyConfigured(f"STAFF_ALERT_EMAILS must be email addresses, comma-separated; got {STAFF_ALERT_EMAILS!r}")
+# How many minutes before a public update is due its reminder goes out.
+REMINDER_LEAD_MINUTES = env_int("REMINDER_LEAD_MINUTES", 10, minimum=1)
