@@ -40,6 +40,7 @@ from incidents.models import (
     ACTIVE_MAINTENANCE_STATUSES,
     OPEN_INCIDENT_STATUSES,
     BlackoutWindow,
+    Component,
     DraftRevision,
     DraftState,
     Incident,
@@ -85,10 +86,14 @@ def _commander(incident: Incident) -> list[str]:
 
 
 def _communicators(incident: Incident) -> list[str]:
-    """Everyone who wrote for the incident: draft authors and whoever edited a draft since."""
+    """Everyone who writes for the incident: draft authors, whoever edited a draft since, and
+    the communications owners of the component groups it affects."""
     authors = UpdateDraft.objects.filter(incident=incident, author__is_active=True).values_list("author__email", flat=True)
     editors = DraftRevision.objects.filter(draft__incident=incident, author__is_active=True).values_list("author__email", flat=True)
-    return sorted({email for email in [*authors, *editors] if email})
+    owners = Component.objects.filter(
+        is_group=True, comms_owner__is_active=True, children__in=incident.affected.values("component"),
+    ).values_list("comms_owner__email", flat=True)
+    return sorted({email for email in [*authors, *editors, *owners] if email})
 
 
 def _escalation_contacts(incident: Incident) -> list[str]:

@@ -301,3 +301,14 @@ def test_a_blackout_holds_reminders_until_it_ends(page, commander, communicator,
     with time_machine.travel(due + timedelta(minutes=21), tick=False):
         assert check()[StaffReminderKind.UPDATE_OVERDUE] == 1
     assert len(mail.outbox) == 1
+
+
+def test_the_communications_owner_of_an_affected_group_is_reminded_too(page, api_group, rest_api, commander, communicator, check, django_user_model):
+    owner = django_user_model.objects.create_user(username="olga", email="olga@example.com", is_staff=True)
+    api_group.comms_owner = owner
+    api_group.save(update_fields=["comms_owner"])
+    incident = _incident(page, commander, communicator, components={rest_api: "major_outage"})
+    with time_machine.travel(incident.next_update_at - timedelta(minutes=5), tick=False):
+        check()
+    [email] = mail.outbox
+    assert owner.email in email.to
