@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from incidents import cache, forms, selectors, services
+from incidents.admin_coordination import INTERNAL_FIELDSET, INTERNAL_READONLY_FIELDS, IncidentCoordinationMixin
 from incidents.models import (
     ACTIVE_MAINTENANCE_STATUSES,
     OPEN_INCIDENT_STATUSES,
@@ -435,7 +436,7 @@ def _affected_summary(obj: Incident) -> str:
 
 
 @admin.register(Incident)
-class IncidentAdmin(ServiceAdmin):
+class IncidentAdmin(IncidentCoordinationMixin, ServiceAdmin):
     inlines_when_adding = False
     form = forms.IncidentChangeForm
     list_display = ("name", "coloured_status", "impact", "severity", "started_at", "resolved_at", "page", "public_id")
@@ -448,6 +449,7 @@ class IncidentAdmin(ServiceAdmin):
         (None, {"fields": ["public_id", "page", "name", "status", "impact", "severity", "regions"]}),
         ("Times", {"fields": ["started_at", "monitoring_at", "resolved_at", "next_update_at"]}),
         ("Affected components", {"fields": ["affected_components"]}),
+        INTERNAL_FIELDSET,
     ]
 
     def get_queryset(self, request):
@@ -482,7 +484,7 @@ class IncidentAdmin(ServiceAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
-        readonly = ["public_id", "page", "status", "monitoring_at", "affected_components"]
+        readonly = ["public_id", "page", "status", "monitoring_at", "affected_components", *INTERNAL_READONLY_FIELDS]
         if obj.is_open:
             readonly.append("resolved_at")  # set by resolving, corrected afterwards
         return readonly

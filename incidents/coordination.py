@@ -7,6 +7,7 @@ miss (editorial._require) before anything is written.
 from __future__ import annotations
 
 from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -104,7 +105,7 @@ def blackout_start(
             incident=incident, starts_at=now, ends_at=ends_at, reason=reason.strip(), cadence_waived=waive_cadence,
             waiver_reason=waiver_reason.strip(), created_by=actor,
         )
-        text = f"Communication blackout until {ends_at:%Y-%m-%d %H:%M} UTC: {reason.strip()}."
+        text = f"Communication blackout until {ends_at.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M} UTC: {reason.strip()}."
         if waive_cadence:
             text += f" Customer cadence waived: {waiver_reason.strip()}."
             from incidents import cache
