@@ -2,7 +2,7 @@
 reviews and communication blackouts. Nothing here is ever public.
 
 Like incidents.editorial, permission checks come first and a refusal is recorded as a near
-miss (editorial._require) before anything is written.
+miss (editorial.require) before anything is written.
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from incidents.editorial import _require
+from incidents.editorial import require
 from incidents.models import BlackoutWindow, Incident, IncidentNote, NoteKind
 
 
 def incident_note_add(*, incident: Incident, actor, body: str, kind: str = NoteKind.NOTE) -> IncidentNote:
     """Add an internal note or a decision to the incident's log (hand-offs: commander_hand_off)."""
-    _require(actor, "incidents.add_incidentnote", action="add to the incident log", incident=incident)
+    require(actor, "incidents.add_incidentnote", action="add to the incident log", incident=incident)
     if kind not in (NoteKind.NOTE, NoteKind.DECISION):
         raise ValidationError({"kind": "Hand the incident over with the hand-off action."})
     if not body.strip():
@@ -34,7 +34,7 @@ def commander_hand_off(*, incident: Incident, actor, to, note: str = "") -> Inci
     The current commander hands off; anyone else taking over must say why (a shift that ended
     without a hand-off, say). The new commander must be able to publish.
     """
-    _require(actor, "incidents.change_incident", action="hand the incident over", incident=incident)
+    require(actor, "incidents.change_incident", action="hand the incident over", incident=incident)
     if to is None or not to.is_active or not to.has_perm("incidents.publish_updatedraft"):
         raise ValidationError({"to": "Hand over to someone who can command an incident (publish updates)."})
     with transaction.atomic():
@@ -54,7 +54,7 @@ def commander_hand_off(*, incident: Incident, actor, to, note: str = "") -> Inci
 
 def vendor_flag(*, incident: Incident, actor, vendor: str) -> Incident:
     """Mark the incident as caused by a third party; its updates then wait for a disclosure review."""
-    _require(actor, "incidents.change_incident", action="flag a vendor-caused incident", incident=incident)
+    require(actor, "incidents.change_incident", action="flag a vendor-caused incident", incident=incident)
     if not vendor.strip():
         raise ValidationError({"vendor": "Name the vendor."})
     with transaction.atomic():
@@ -71,7 +71,7 @@ def vendor_flag(*, incident: Incident, actor, vendor: str) -> Incident:
 
 def disclosure_review(*, incident: Incident, actor, decision: str) -> Incident:
     """Legal's review of what may be said about a vendor; recorded as a decision."""
-    _require(actor, "incidents.approve_legal", action="review a vendor disclosure", incident=incident)
+    require(actor, "incidents.approve_legal", action="review a vendor disclosure", incident=incident)
     if not incident.vendor_caused:
         raise ValidationError({"vendor_caused": "This incident is not flagged as vendor-caused."})
     if not decision.strip():
@@ -89,7 +89,7 @@ def blackout_start(
 ) -> BlackoutWindow:
     """Hold internal pings until `ends_at`. Customer updates keep their cadence unless waived;
     a waiver needs its reason and moves the promised next update to the end of the window."""
-    _require(actor, "incidents.change_incident", action="start a communication blackout", incident=incident)
+    require(actor, "incidents.change_incident", action="start a communication blackout", incident=incident)
     now = timezone.now()
     errors = {}
     if ends_at <= now:

@@ -126,7 +126,7 @@ def _snapshot(*, actor, note: str) -> PolicyVersion:
 
 def policy_save(*, policy: SeverityPolicy, actor, note: str = "") -> PolicyVersion:
     """Save one severity's rules and freeze the whole policy as a new version."""
-    _require(actor, "incidents.change_severitypolicy", action="edit the severity policy")
+    require(actor, "incidents.change_severitypolicy", action="edit the severity policy")
     with transaction.atomic():
         list(SeverityPolicy.objects.select_for_update().order_by("pk"))
         policy_validate(policy)
@@ -201,7 +201,12 @@ class Forbidden(PermissionDenied):
     """A refused action; the message says which permission was missing."""
 
 
-def _require(actor, perm: str, *, action: str, incident: Incident | None = None, draft: UpdateDraft | None = None) -> None:
+def require(actor, perm: str, *, action: str, incident: Incident | None = None, draft: UpdateDraft | None = None) -> None:
+    """Refuse (Forbidden) unless `actor` holds `perm`; a refusal is recorded as a near miss.
+
+    Call it before opening the transaction of the write it guards: the record must survive
+    the refusal.
+    """
     if actor is not None and actor.is_active and actor.has_perm(perm):
         return
     NearMiss.objects.create(
@@ -235,7 +240,7 @@ def templates_seed() -> int:
 
 def template_save(*, template: MessageTemplate, actor) -> MessageTemplate:
     """Save an edited template as a new current version; earlier versions stay as they were used."""
-    _require(actor, "incidents.change_messagetemplate", action="edit a message template")
+    require(actor, "incidents.change_messagetemplate", action="edit a message template")
     message_templates.validate_template(template.subject, template.body)
     with transaction.atomic():
         previous = list(
@@ -353,7 +358,7 @@ def draft_create(
 
     Without an incident it is the initial alert of a new one, described by `proposal`.
     """
-    _require(actor, "incidents.add_updatedraft", action="draft an update", incident=incident)
+    require(actor, "incidents.add_updatedraft", action="draft an update", incident=incident)
     with transaction.atomic():
         if incident is None:
             proposal = _proposal_clean(page, proposal or {})
@@ -391,7 +396,7 @@ def _editable(draft: UpdateDraft) -> None:
 
 def draft_edit(*, draft: UpdateDraft, actor, body: str | None = None, status: str | None = None) -> UpdateDraft:
     """Save a new revision; approvals given to earlier revisions are withdrawn."""
-    _require(actor, "incidents.change_updatedraft", action="edit an update", incident=draft.incident, draft=draft)
+    require(actor, "incidents.change_updatedraft", action="edit an update", incident=draft.incident, draft=draft)
     with transaction.atomic():
         draft = UpdateDraft.objects.select_for_update().get(pk=draft.pk)
         _editable(draft)
@@ -419,7 +424,7 @@ def draft_submit(*, draft: UpdateDraft, actor) -> list[redaction.Finding]:
     """Send a draft for review; returns the redaction findings the reviewers will see."""
     # Checked outside the transaction (it was inside @transaction.atomic, whose rollback on the
     # Forbidden also erased the refusal's NearMiss).
-    _require(actor, "incidents.change_updatedraft", action="submit an update for review", incident=draft.incident, draft=draft)
+    require(actor, "incidents.change_updatedraft", action="submit an update for review", incident=draft.incident, draft=draft)
     with transaction.atomic():
         draft = UpdateDraft.objects.select_for_update().get(pk=draft.pk)
         if draft.state != DraftState.DRAFT:
@@ -489,7 +494,7 @@ def draft_approve(*, draft: UpdateDraft, actor, role: str, note: str = "") -> Ap
     """Approve the draft's current revision for one role; never by one of its authors."""
     if role not in ApprovalRole.values:
         raise ValidationError({"role": f"Unknown approval role {role!r}."})
-    _require(actor, f"incidents.approve_{role}", action=f"approve for {ApprovalRole(role).label}", incident=draft.incident, draft=draft)
+    require(actor, f"incidents.approve_{role}", action=f"approve for {ApprovalRole(role).label}", incident=draft.incident, draft=draft)
     with transaction.atomic():
         draft = UpdateDraft.objects.select_for_update().get(pk=draft.pk)
         if draft.state not in (DraftState.IN_REVIEW, DraftState.APPROVED):
@@ -575,11 +580,11 @@ def draft_publish(
     """
     emergency = bool(emergency_reason.strip())
     if emergency:
-        _require(actor, "incidents.emergency_publish_updatedraft", action="publish without approval", incident=draft.incident, draft=draft)
+        require(actor, "incidents.emergency_publish_updatedraft", action="publish without approval", incident=draft.incident, draft=draft)
     else:
-        _require(actor, "incidents.publish_updatedraft", action="publish an update", incident=draft.incident, draft=draft)
+        require(actor, "incidents.publish_updatedraft", action="publish an update", incident=draft.incident, draft=draft)
     if redaction_override.strip():
-        _require(actor, "incidents.override_redaction_updatedraft", action="override redaction findings", incident=draft.incident, draft=draft)
+        require(actor, "incidents.override_redaction_updatedraft", action="override redaction findings", incident=draft.incident, draft=draft)
     with transaction.atomic():
         draft = UpdateDraft.objects.select_for_update().get(pk=draft.pk)
         check = publish_check(draft)

@@ -164,6 +164,18 @@ def _apply_component_changes(
     return described
 
 
+@transaction.atomic
+def incident_set_components(*, incident: Incident, changes: ComponentStatuses, actor=None, source: str = StatusSource.INCIDENT,
+                            reason: str = "") -> list[dict] | None:
+    """Move an incident's components without a public update (monitoring markers, API PATCHes
+    whose words wait for approval); the page changes on commit."""
+    described = _apply_component_changes(
+        incident=incident, changes=dict(changes), actor=actor, source=source, reason=reason or f"Update on {incident.name}",
+    )
+    cache.content_changed()
+    return described
+
+
 def _append_update(
     *, incident: Incident, status: str, body: str, display_at: datetime | None, actor,
     deliver_notifications: bool, affected: list[dict] | None, provenance: dict | None = None,

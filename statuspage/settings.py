@@ -52,6 +52,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.sites",
     "rest_framework",
+    "drf_spectacular",
+    # Swagger UI's files served from our own static files: the docs work without the internet.
+    "drf_spectacular_sidecar",
     "django_q",
     "anymail",
     "allauth",
@@ -204,6 +207,34 @@ REST_FRAMEWORK = {
     # must not choose whose quota is spent.
     "NUM_PROXIES": TRUSTED_PROXIES,
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI 3 description of the management API, at /api/schema/ with Swagger UI at /api/docs/
+# (statuspage/urls.py). Both are for staff only: the schema describes the editorial endpoints.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Status page management API",
+    "DESCRIPTION": (
+        "Statuspage-compatible management API v1 (`Authorization: OAuth <key>`), with the editorial "
+        "workflow's drafts, approvals, policy, templates and archive beside it."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    "SERVE_AUTHENTICATION": [
+        "rest_framework.authentication.SessionAuthentication",
+        "subscribers.authentication.ApiTokenAuthentication",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ComponentStatusEnum": "incidents.models.ComponentStatus",
+        "IncidentStatusEnum": "incidents.models.ALL_STATUS_CHOICES",
+        "DraftStateEnum": "incidents.models.DraftState",
+        "ImpactEnum": "incidents.models.Impact",
+    },
 }
 
 # --- static files -----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
@@ -37,6 +38,8 @@ from subscribers.admin_forms import (
 )
 from subscribers.models import (
     AccountContact,
+    ApiScope,
+    ApiToken,
     ConsentEvent,
     ConsentSource,
     Organization,
@@ -45,6 +48,7 @@ from subscribers.models import (
     Suppression,
     SuppressionReason,
     Tier,
+    normalise_scopes,
 )
 
 # --- CSV downloads ------------------------------------------------------------------------
@@ -523,3 +527,102 @@ class SuppressionAdmin(admin.ModelAdmin):
             f"{lifted} suppression(s) lifted. The subscribers still have to be confirmed to hear anything.",
             messages.SUCCESS,
         )
+
+
+# --- management API keys ----------------------------------------------------------------------
+
+
+class ApiTokenAddForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=ApiScope.choices, widget=forms.CheckboxSelectMultiple, initial=[ApiScope.READ],
+        help_text="Write includes read; publish (approve and publish updates) includes write.",
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name"]
+        help_texts = {"user": "The key acts as this staff user, with their permissions.", "name": "What the key is for, e.g. 'Pager sync'."}
+
+    def __init__(self, *args, request=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        users = self.fields["user"].queryset.filter(is_active=True, is_staff=True)
+        if request is not None and not request.user.is_superuser:
+            # A key acts as its user: anyone else would be handing themselves another's rights.
+            users = users.filter(pk=request.user.pk)
+        self.fields["user"].queryset = users
+
+    def clean_scopes(self) -> list[str]:
+        # With the scopes each implies, as the model stores them (write -> read, write).
+        return normalise_scopes(self.cleaned_data["scopes"])
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ServiceAdmin):
+    """Keys are created here (the key is shown once) and revoked; never edited, never deleted.
+
+    Only the SHA-256 of a key is stored, so a lost key cannot be shown again: revoke it and
+    create another. Deleting would lose the record of who had access; revoking keeps it.
+    """
+
+    add_form = ApiTokenAddForm
+    list_display = ("name", "user", "prefix_shown", "scope_list", "created", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    list_select_related = ("user",)
+    search_fields = ("name", "prefix", "user__email")
+    readonly_fields = ("name", "user", "prefix_shown", "scope_list", "created", "last_used_at", "revoked_at")
+    add_fieldsets = [(None, {"fields": ["user", "name", "scopes"]})]
+    change_fieldsets = [(None, {"fields": list(readonly_fields)})]
+    actions = ["revoke_selected"]
+
+    @admin.display(description="prefix", ordering="prefix")
+    def prefix_shown(self, obj: ApiToken) -> str:
+        return f"{obj.prefix}…"
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj: ApiToken) -> str:
+        return ", ".join(obj.scopes or []) or "-"
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        if obj is not None:
+            return form_class
+
+        class WithRequest(form_class):
+            def __init__(self, *args, **kw) -> None:
+                super().__init__(*args, request=request, **kw)
+
+        return WithRequest
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else ()
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # the digest, user and scopes are fixed: a different key is a new key
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    def save_model(self, request, obj, form, change) -> None:
+        data = form.cleaned_data
+        token, key = call_service(services.api_token_create, user=data["user"], name=data["name"], scopes=data["scopes"])
+        adopt(obj, token)
+        self.message_user(
+            request,
+            format_html(
+                "The new API key is <code>{}</code>. Copy it now: it is not shown again. "
+                "Send it as <code>Authorization: OAuth &lt;key&gt;</code>.", key,
+            ),
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke the selected API keys", permissions=["revoke"])
+    def revoke_selected(self, request, queryset) -> None:
+        revoked = 0
+        for token in queryset:
+            if services.api_token_revoke(token=token):
+                self.log_change(request, token, "Revoked.")
+                revoked += 1
+        self.message_user(request, f"{revoked} API key(s) revoked; {len(queryset) - revoked} already were.", messages.SUCCESS)

@@ -1,4 +1,4 @@
-"""Management API keys: `Authorization: OAuth <key>` (Statuspage's style) or `Bearer <key>`, read/write scopes."""
+"""Management API keys: `Authorization: OAuth <key>` (Statuspage's style) or `Bearer <key>`, read/write/publish scopes."""
 from __future__ import annotations
 
 from rest_framework import exceptions
@@ -43,18 +43,35 @@ class ApiTokenAuthentication(BaseAuthentication):
         return 'Bearer realm="api"'
 
 
-class TokenScope(BasePermission):
-    """Deny by default: a valid key is needed; a read key may only use safe methods."""
+def _missing_scope(scope: str, why: str) -> dict:
+    # A dict detail: DRF answers it as the body, so the client sees the scope by name.
+    return {"detail": f"This API key lacks the {scope} scope: {why}", "missing_scope": scope}
 
-    message = "This API key may only read; use a key with the write scope."
+
+class TokenScope(BasePermission):
+    """Deny by default: a valid key is needed; reading needs the read scope, anything else write."""
+
+    message = _missing_scope(ApiToken.Scope.WRITE, "it may only read.")
 
     def has_permission(self, request, view) -> bool:
         token = request.auth
         if not isinstance(token, ApiToken):
             return False
         if request.method in SAFE_METHODS:
-            return token.scope in (ApiToken.Scope.READ, ApiToken.Scope.WRITE)
-        return token.scope == ApiToken.Scope.WRITE
+            self.message = _missing_scope(ApiToken.Scope.READ, "reading needs it.")
+            return token.has_scope(ApiToken.Scope.READ)
+        self.message = _missing_scope(ApiToken.Scope.WRITE, "it may only read; use a key with the write scope.")
+        return token.has_scope(ApiToken.Scope.WRITE)
+
+
+class PublishScope(BasePermission):
+    """For calls that put words in front of customers or sign them off: approve, publish."""
+
+    message = _missing_scope(ApiToken.Scope.PUBLISH, "approving and publishing need it.")
+
+    def has_permission(self, request, view) -> bool:
+        token = request.auth
+        return isinstance(token, ApiToken) and token.has_scope(ApiToken.Scope.PUBLISH)
 
 
 class ApiTokenRateThrottle(SimpleRateThrottle):

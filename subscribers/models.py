@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -234,24 +235,65 @@ class ConfirmationSend(models.Model):
         constraints = [models.UniqueConstraint(fields=["channel", "address_digest"], name="confirmation_send_once_per_address")]
 
 
+class ApiScope(models.TextChoices):
+    """What a management API key may do. Each scope includes the ones before it."""
+
+    READ = "read", "Read"
+    WRITE = "write", "Write"
+    PUBLISH = "publish", "Publish"
+
+
+# A key that may write must be able to read what it wrote, and publishing is a write: the
+# implied scopes are stored too, so a check is one membership test and the admin shows them all.
+SCOPE_IMPLIES = {ApiScope.READ: (), ApiScope.WRITE: (ApiScope.READ,), ApiScope.PUBLISH: (ApiScope.READ, ApiScope.WRITE)}
+
+
+def normalise_scopes(values) -> list[str]:
+    """`"read,write"` or `["publish"]` -> the canonical list with implied scopes, in a fixed order.
+
+    Raises ValidationError naming the unknown scope, or when none is given (deny by default).
+    """
+    if isinstance(values, str):
+        values = values.split(",")
+    wanted = {str(value).strip().lower() for value in values or () if str(value).strip()}
+    unknown = sorted(wanted - set(ApiScope.values))
+    if unknown:
+        raise ValidationError({"scopes": f"Unknown scope {', '.join(unknown)}; use {', '.join(ApiScope.values)}."})
+    if not wanted:
+        raise ValidationError({"scopes": f"Give at least one scope: {', '.join(ApiScope.values)}."})
+    for scope in list(wanted):
+        wanted.update(SCOPE_IMPLIES[ApiScope(scope)])
+    return [scope for scope in ApiScope.values if scope in wanted]
+
+
+def validate_scopes(value) -> None:
+    if not isinstance(value, list) or value != normalise_scopes(value):
+        raise ValidationError("Scopes must be a list of read, write, publish with the scopes they imply.")
+
+
 class ApiToken(models.Model):
     """A management API key. Only its SHA-256 is stored; the key is shown once, when created."""
 
-    class Scope(models.TextChoices):
-        READ = "read", "Read"
-        WRITE = "write", "Read and write"
+    Scope = ApiScope
 
     name = models.CharField(max_length=100)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     key_digest = models.CharField(max_length=64, unique=True, editable=False)
     prefix = models.CharField(max_length=8, editable=False, help_text="The key's first characters, to recognise it.")
-    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.READ)
+    scopes = models.JSONField(
+        default=list, validators=[validate_scopes],
+        help_text="read: GET only; write: also create and change; publish: also approve and publish updates.",
+    )
     created = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
+        verbose_name = "API key"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in (self.scopes or ())

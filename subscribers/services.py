@@ -36,6 +36,7 @@ from subscribers.models import (
     SuppressionReason,
     Tier,
     address_digest,
+    normalise_scopes,
 )
 
 # Bump when the consent wording on the subscribe form changes; the ledger records which one people saw.
@@ -486,12 +487,17 @@ def api_token_digest(key: str) -> str:
 
 
 @transaction.atomic
-def api_token_create(*, user, name: str, scope: str) -> tuple[ApiToken, str]:
-    """A new management API key for `user`. Returns the token and the key, which is stored only as its SHA-256."""
-    if scope not in ApiToken.Scope.values:
-        raise ValidationError({"scope": f"Choose one of: {', '.join(ApiToken.Scope.values)}."})
+def api_token_create(*, user, name: str, scopes: Iterable[str] | str) -> tuple[ApiToken, str]:
+    """A new management API key for `user`. Returns the token and the key, which is stored only as its SHA-256.
+
+    `scopes`: read, write, publish (a list or "read,write"); the scopes each implies are added.
+    """
+    scopes = normalise_scopes(scopes)
+    if not (user.is_active and user.is_staff):
+        # The API refuses keys of anyone else, so a key for them would never work.
+        raise ValidationError({"user": "API keys act for active staff users only."})
     key = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user=user, name=(name or "").strip(), scope=scope, key_digest=api_token_digest(key), prefix=key[:8])
+    token = ApiToken(user=user, name=(name or "").strip(), scopes=scopes, key_digest=api_token_digest(key), prefix=key[:8])
     token.full_clean()
     token.save()
     return token, key

@@ -75,7 +75,7 @@ def test_post_is_refused_with_405(client, page, endpoint):
     assert set(response["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}
 
 
-@pytest.mark.parametrize("path", ["/api/v2/nothing.json", "/api/v2/incidents/abc.json", "/api/v1/pages", "/api/"])
+@pytest.mark.parametrize("path", ["/api/v2/nothing.json", "/api/v2/incidents/abc.json", "/api/v1/nothing", "/api/"])
 def test_unknown_api_paths_answer_404_in_json(client, page, path):
     response = client.get(path)
 

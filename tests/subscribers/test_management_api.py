@@ -26,7 +26,7 @@ V1_KEYS = [
 
 
 def _key(user, scope: str) -> str:
-    token, key = services.api_token_create(user=user, name=f"{scope} key", scope=scope)
+    token, key = services.api_token_create(user=user, name=f"{scope} key", scopes=scope)
     # Marked as just used, so requests skip the once-a-minute bookkeeping write (query counts stay exact).
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return key
