@@ -315,6 +315,7 @@ class ComponentGroupAdmin(ServiceAdmin):
         (None, {"fields": ("public_id", "page", "name", "description", "position")}),
         ("Components", {"fields": ("members", "rolled_up_status")}),
         ("Display", {"fields": ("showcase", "only_show_if_degraded")}),
+        ("Communication", {"fields": ("comms_owner",)}),
     )
 
     def get_queryset(self, request):

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime, FilteredSelectMultiple
+from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from incidents.models import (
@@ -176,11 +177,13 @@ class ComponentGroupForm(forms.ModelForm):
 
     class Meta:
         model = ComponentGroup
-        fields = ["page", "name", "description", "position", "showcase", "only_show_if_degraded"]
+        fields = ["page", "name", "description", "position", "showcase", "only_show_if_degraded", "comms_owner"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.instance.is_group = True
+        # Only staff can own customer communication (they are reminded with the communicators).
+        self.fields["comms_owner"].queryset = get_user_model().objects.filter(is_staff=True, is_active=True).order_by("username")
         page = self.instance.page if self.instance.page_id else None
         members = self.fields["members"]
         # Any component may be posted, so a group or another page's component gets a message

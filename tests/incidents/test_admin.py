@@ -197,6 +197,16 @@ def test_the_group_desk_moves_components_in_and_out_through_the_services(desk, s
     assert Component.objects.get(pk=webhooks.pk).group is None
 
 
+def test_a_group_gets_a_communications_owner_in_the_desk(desk, staff, page, api_group, rest_api):
+    response = desk.post(_url("componentgroup_change", api_group.pk), {
+        "page": page.pk, "name": "API", "description": "", "position": 1, "showcase": "on",
+        "members": [rest_api.pk], "comms_owner": staff.pk,
+    })
+
+    assert response.status_code == 302
+    assert Component.objects.get(pk=api_group.pk).comms_owner == staff
+
+
 def test_a_new_group_can_take_ungrouped_components(desk, page, dashboard):
     response = desk.post(_url("componentgroup_add"), {
         "page": page.pk, "name": "Web", "description": "Browser apps", "position": 3, "showcase": "on",
