@@ -29,6 +29,7 @@ from incidents.models import (
     Incident,
     IncidentStatus,
     IncidentUpdate,
+    OPEN_INCIDENT_STATUSES,
     Page,
     Region,
     StatusSource,
@@ -173,6 +174,61 @@ def demo_admin_ensure(*, password: str) -> object:
     # allauth refuses to turn on two-factor sign-in for an unverified address.
     EmailAddress.objects.update_or_create(user=user, email=ADMIN_EMAIL, defaults={"verified": True, "primary": True})
     return user
+
+
+# One account per editorial role, so the approval workflow can be tried from the admin (same
+# password as the admin). Found by email, so a second run updates them instead of adding more.
+ROLE_ACCOUNTS = (
+    ("communicator", "Communicators"),
+    ("legal", "Legal approvers"),
+    ("pr", "PR approvers"),
+    ("commander", "Incident commanders"),
+    ("executive", "Executives"),
+)
+
+
+def demo_roles_ensure(*, password: str) -> dict[str, object]:
+    """The demo's staff accounts, one per role group, keyed by role."""
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth.models import Group
+
+    User = get_user_model()
+    accounts = {}
+    for role, group_name in ROLE_ACCOUNTS:
+        email = f"{role}@example.com"
+        user = User.objects.filter(email__iexact=email).order_by("pk").first()
+        if user is None:
+            username = role if not User.objects.filter(username=role).exists() else f"{role}-{secrets.token_hex(3)}"
+            user = User(username=username, email=email)
+        user.is_staff, user.is_superuser, user.is_active = True, False, True
+        user.set_password(password)
+        user.save()
+        user.groups.set([Group.objects.get(name=group_name)])
+        EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
+        accounts[role] = user
+    return accounts
+
+
+def _pending_alert(page: Page, accounts: dict[str, object]) -> None:
+    """A P2 initial alert written by the communicator and waiting for PR's approval."""
+    from incidents import editorial
+
+    checkout = Component.objects.filter(page=page, name="Card processing").first() or Component.objects.filter(page=page, is_group=False).first()
+    draft = editorial.draft_create(
+        page=page, actor=accounts["communicator"],
+        proposal={"name": "Card payments failing for some customers", "severity": "P2", "category": "outage",
+                  "components": {str(checkout.pk): "partial_outage"}},
+        body=(
+            "Some card payments are failing at checkout since 09:40 UTC. About one in ten attempts is affected.\n\n"
+            "**Impact:** customers may see an error when paying by card; other payment methods work.\n\n"
+            "**ETA:** we do not have an estimate yet.\n\n"
+            "**What you can do:** retry the payment, or choose another payment method.\n\n"
+            "**Next update:** within the hour."
+        ),
+    )
+    draft.talking_points = "No card was charged twice. Refunds are not needed for failed attempts."
+    draft.save(update_fields=["talking_points"])
+    editorial.draft_submit(draft=draft, actor=accounts["communicator"])
 
 
 def _catalogue(count: int) -> list[tuple[tuple[str, str], list[tuple[str, str]]]]:
@@ -408,9 +464,12 @@ def demo_build(
     now = now or timezone.now()
     user = demo_admin_ensure(password=password)
     _remove_previous_demo()
+    accounts = demo_roles_ensure(password=password)
     page, groups, components, history_rows, incidents = DemoBuilder(
         component_count=component_count, actor=user, now=now, progress=progress,
     ).build()
+    Incident.objects.filter(page=page, status__in=OPEN_INCIDENT_STATUSES).update(commander=accounts["commander"])
+    _pending_alert(page, accounts)
     return DemoResult(
         page=page, groups=groups, components=components, history_rows=history_rows, incidents=incidents,
         maintenances=len(PAST_MAINTENANCES) + 1, admin_email=ADMIN_EMAIL, admin_password=password,

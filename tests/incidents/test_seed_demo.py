@@ -207,3 +207,27 @@ def test_it_shows_progress_while_writing_history(seeded):
     _page, output = seeded
 
     assert "20/20 components" in output
+
+
+def test_it_makes_one_staff_account_per_editorial_role_with_the_printed_password(seeded):
+    from incidents.demo import ROLE_ACCOUNTS
+
+    _page, output = seeded
+    password = _printed_password(output)
+    for role, group in ROLE_ACCOUNTS:
+        user = authenticate(email=f"{role}@example.com", password=password)
+        assert user is not None and user.is_staff and not user.is_superuser
+        assert list(user.groups.values_list("name", flat=True)) == [group]
+    assert "communicator@example.com" in output
+
+
+def test_it_leaves_a_p2_alert_waiting_for_pr_approval(seeded):
+    from incidents import editorial
+    from incidents.models import DraftState, UpdateDraft
+
+    page, _output = seeded
+    draft = UpdateDraft.objects.get(page=page)
+    assert (draft.state, draft.incident, draft.author.email) == (DraftState.IN_REVIEW, None, "communicator@example.com")
+    assert editorial.missing_approvals(draft) == ["pr"]
+    assert editorial.redaction_findings(draft) == []
+    assert Incident.objects.get(page=page, status__in=["investigating", "identified", "monitoring"]).commander.email == "commander@example.com"

@@ -60,3 +60,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  {result.login_url}")
         self.stdout.write(f"  email:    {result.admin_email}")
         self.stdout.write(f"  password: {result.admin_password}")
+        self.stdout.write(
+            "Editorial roles, same password: " + ", ".join(f"{role}@example.com" for role, _group in demo.ROLE_ACCOUNTS)
+            + ". A P2 alert drafted by communicator@ waits for pr@'s approval; commander@ publishes it."
+        )
