@@ -103,7 +103,7 @@ class DraftCreateForm(forms.ModelForm):
 
     class Meta:
         model = UpdateDraft
-        fields = ["page", "incident", "kind", "status", "body", "deliver_notifications"]
+        fields = ["page", "incident", "kind", "status", "body", "talking_points", "deliver_notifications"]
         field_classes = {"body": MarkdownField}
 
     def __init__(self, *args, **kwargs) -> None:
@@ -137,7 +137,7 @@ class DraftCreateForm(forms.ModelForm):
 class DraftChangeForm(forms.ModelForm):
     class Meta:
         model = UpdateDraft
-        fields = ["status", "body"]
+        fields = ["status", "body", "talking_points"]
         field_classes = {"body": MarkdownField}
 
 
@@ -178,10 +178,12 @@ class UpdateDraftAdmin(ServiceAdmin):
             "description": "Only for an initial alert without an incident: the incident opens when the alert is published.",
         }),
         ("Text", {"fields": ["status", "body", "deliver_notifications"]}),
+        ("For the support team", {"fields": ["talking_points"]}),
     ]
     change_fieldsets = [
         (None, {"fields": ["public_id", "page", "about", "kind", "state", "revision", "author", "updated"]}),
         ("Text", {"fields": ["status", "body"], "description": "Saving writes a new revision and withdraws its approvals."}),
+        ("For the support team", {"fields": ["talking_points"], "description": "Approved with the text; never public."}),
         ("Review", {"fields": ["approvals_panel", "redaction_panel", "template_used"]}),
         ("Publication", {"fields": [
             "published_update", "published_by", "published_at", "policy_version", "emergency_reason", "redaction_override",
@@ -293,7 +295,10 @@ class UpdateDraftAdmin(ServiceAdmin):
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
         if change:
-            call_service(editorial.draft_edit, draft=obj, actor=request.user, body=data["body"], status=data["status"])
+            call_service(
+                editorial.draft_edit, draft=obj, actor=request.user, body=data["body"], status=data["status"],
+                talking_points=data.get("talking_points", ""),
+            )
             obj.refresh_from_db()
             return
         incident = data.get("incident")
@@ -302,6 +307,7 @@ class UpdateDraftAdmin(ServiceAdmin):
             page=data["page"], actor=request.user, kind=data["kind"], incident=incident,
             proposal=None if incident else form.proposal(), status=data.get("status") or None,
             body=data.get("body") or None, language=data["language"], deliver_notifications=data["deliver_notifications"],
+            talking_points=data.get("talking_points", ""),
         )
         adopt(obj, draft)
 
@@ -387,7 +393,11 @@ class UpdateDraftAdmin(ServiceAdmin):
         if role not in ApprovalRole.values:
             raise Http404("No such approval role.")
         try:
-            approval = editorial.draft_approve(draft=draft, actor=request.user, role=role, note=request.POST.get("note", ""))
+            read = request.POST.get("revision", "")
+            approval = editorial.draft_approve(
+                draft=draft, actor=request.user, role=role, note=request.POST.get("note", ""),
+                revision=int(read) if read.isdigit() else None,
+            )
         except ValidationError as exc:
             self._refused(request, exc)
         else:
@@ -413,7 +423,10 @@ class UpdateDraftAdmin(ServiceAdmin):
         else:
             how = "Published without approval (emergency)" if emergency_reason else "Published"
             self.log_change(request, draft, f"{how}.")
-            self.message_user(request, f"{how} on “{update.incident}”.", messages.SUCCESS)
+            if update is None:
+                self.message_user(request, "Approved and kept on the incident (an internal post-mortem is not published).", messages.SUCCESS)
+            else:
+                self.message_user(request, f"{how} on “{update.incident}”.", messages.SUCCESS)
         return self._back(draft)
 
     def publish_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -554,6 +567,11 @@ class MessageTemplateAdmin(ServiceAdmin):
             return ()
         return ("kind", "language", "version", "is_current", "created_by", "created")
 
+    def has_add_permission(self, request) -> bool:
+        # A new template is saved by template_save, which needs the change permission too: the
+        # admin must not let through a save that the service will refuse.
+        return super().has_add_permission(request) and request.user.has_perm("incidents.change_messagetemplate")
+
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # sent messages name the template version they were written from
 
@@ -626,6 +644,11 @@ class PostmortemAdmin(admin.ModelAdmin):
     list_select_related = ("incident", "author")
     fields = ("incident", "state", "due_at", "visibility", "notify_subscribers", "body", "author", "published_at", "updated")
     readonly_fields = ("incident", "state", "due_at", "author", "published_at", "updated")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.state == DraftState.PUBLISHED:
+            return self.fields  # published: the approved text and its audience stay as they were
+        return self.readonly_fields
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -57,7 +57,13 @@ from incidents.models import (
 )
 from incidents.policy import impact_from_component_statuses
 from subscribers.api import Utf8JSONRenderer
-from subscribers.authentication import ApiTokenAuthentication, ApiTokenRateThrottle, PublishScope, TokenScope
+from subscribers.authentication import (
+    ApiTokenAuthentication,
+    ApiTokenRateThrottle,
+    PublishScope,
+    TokenScope,
+    UnauthenticatedThrottleMixin,
+)
 from subscribers.models import ApiScope, ApiToken
 
 
@@ -196,6 +202,28 @@ def draft_and_maybe_publish(
         raise PublishRefused(blocked.problems, seen.get("findings", [])) from None
 
 
+def screened(request: Request, page: Page, texts: dict[str, str], *, override: str, incident: Incident | None = None) -> None:
+    """Texts published without a draft (incident names, maintenance notices) pass the same
+    redaction check: findings refuse the call (400 listing them) unless it carries an override
+    reason and the user may override, which is recorded as a near miss."""
+    from incidents import redaction
+    from incidents.models import NearMiss, NearMissKind
+
+    patterns = redaction.patterns_from_settings(public_hosts=page.host_names())
+    found = {field: redaction.scan(text or "", patterns=patterns) for field, text in texts.items()}
+    found = {field: findings for field, findings in found.items() if findings}
+    if not found:
+        return
+    if not override:
+        problems = [f"Redaction findings in {field}: {redaction.summary(findings)}" for field, findings in found.items()]
+        raise PublishRefused(problems, [f for findings in found.values() for f in findings])
+    need_permission(request.user, "incidents.override_redaction_updatedraft", action="override redaction findings")
+    NearMiss.objects.create(
+        kind=NearMissKind.REDACTION_OVERRIDE, incident=incident, actor=request.user, action="api publish with findings",
+        reason=f"{override} ({'; '.join(redaction.summary(f) for f in found.values())})",
+    )
+
+
 def accepted(draft: UpdateDraft, findings: list) -> Response:
     """202: the draft waits in review; the message says for whom."""
     missing = editorial.missing_approvals(draft)
@@ -210,6 +238,12 @@ def accepted(draft: UpdateDraft, findings: list) -> Response:
 
 
 SEVERITY_BY_IMPACT = {Impact.CRITICAL: Severity.P1, Impact.MAJOR: Severity.P2, Impact.MINOR: Severity.P3}
+
+
+def _stricter(sent: str | None, implied: str) -> str:
+    """A client may raise the severity its impact implies, never lower it (P1 is the strictest):
+    otherwise a critical outage could skip the approvals its severity requires."""
+    return min(sent, implied) if sent else implied
 
 
 def severity_for(impact: str) -> str:
@@ -259,8 +293,9 @@ def resolve_components(page: Page, data: dict) -> dict[Component, str]:
 # --- base view --------------------------------------------------------------------------------
 
 
-class V1View(APIView):
-    """A key in `Authorization: OAuth <key>`; deny by default, throttled per key, no CSRF (no cookies)."""
+class V1View(UnauthenticatedThrottleMixin, APIView):
+    """A key in `Authorization: OAuth <key>`; deny by default, throttled per key (and per client
+    address without one, or with a wrong one), no CSRF (no cookies)."""
 
     authentication_classes = [ApiTokenAuthentication]
     permission_classes = [TokenScope]
@@ -598,7 +633,7 @@ class IncidentListApi(_IncidentList):
         impact = data.get("impact_override") or ""
         proposal = {
             "name": data["name"].strip(),
-            "severity": data.get("severity") or severity_for(impact or impact_from_component_statuses(components.values())),
+            "severity": _stricter(data.get("severity"), severity_for(impact or impact_from_component_statuses(components.values()))),
             "category": data.get("category") or "outage",
             "impact": impact,
             "components": {str(c.pk): s for c, s in components.items()},
@@ -627,6 +662,7 @@ class IncidentListApi(_IncidentList):
         if not (data.get("body") or "").strip():
             raise bad_request("incident", {"body": "Say what the maintenance is and what customers will notice."})
         components = resolve_components(page, data)
+        screened(request, page, {"name": data["name"], "body": data["body"]}, override=io.top_level(request.data, "redaction_override", data))
         maintenance = services.maintenance_schedule(
             page=page, name=data["name"].strip(), body=data["body"], scheduled_for=data["scheduled_for"],
             scheduled_until=data["scheduled_until"], components=list(components),
@@ -682,6 +718,9 @@ class IncidentDetailApi(V1View):
             need_permission(request.user, "incidents.change_incident", action="change an incident")
         if incident.is_maintenance:
             return self.maintenance_step(request, page, incident, data, sent, edits)
+        if edits.get("name"):
+            # A new name is public at once (the words of an update wait for their draft).
+            screened(request, page, {"name": edits["name"]}, override=io.top_level(request.data, "redaction_override", data), incident=incident)
         new_status = data.get("status") or incident.status
         if new_status not in IncidentStatus.values:
             raise bad_request("incident", {"status": f"An incident's status is one of {', '.join(IncidentStatus.values)}."})
@@ -737,6 +776,10 @@ class IncidentDetailApi(V1View):
         else:
             need_scope(request.auth, ApiScope.PUBLISH, why="a maintenance step is announced to subscribers.")
             need_permission(request.user, "incidents.change_maintenance", action="move a maintenance on")
+        screened(
+            request, page, {"name": edits.get("name", ""), "body": data.get("body") or "" if new_status != incident.status else ""},
+            override=io.top_level(request.data, "redaction_override", data), incident=incident,
+        )
         with transaction.atomic():
             if edits.get("name"):
                 locked = Incident.objects.select_for_update().get(pk=incident.pk)
@@ -750,6 +793,7 @@ class IncidentDetailApi(V1View):
     def delete(self, request: Request, page_id: str, incident_id: str) -> Response:
         page = self.get_page(page_id)
         incident = self.get_incident(page, incident_id)
+        need_scope(request.auth, ApiScope.PUBLISH, why="deleting an incident takes published words off the page.")
         need_permission(request.user, "incidents.delete_incident", action="delete an incident")
         gone = io.incident_json(incident, io.PageComponents(page))
         services.content_delete(instances=[incident], actor=request.user)
@@ -960,7 +1004,9 @@ class DraftApproveApi(_DraftView):
         draft = self.get_draft(self.get_page(page_id), draft_id)
         data, _sent = self.body(request, io.ApproveInput, flat=True)
         # Not in a transaction of ours: the service's own, so a refusal's near-miss record stays.
-        editorial.draft_approve(draft=draft, actor=request.user, role=data["role"], note=data.get("note", ""))
+        editorial.draft_approve(
+            draft=draft, actor=request.user, role=data["role"], note=data.get("note", ""), revision=data.get("revision"),
+        )
         draft.refresh_from_db()
         return Response(io.draft_json(draft))
 
@@ -981,7 +1027,9 @@ class DraftPublishApi(_DraftView):
             findings = editorial.redaction_findings(draft) if not data.get("redaction_override", "").strip() else []
             raise PublishRefused(blocked.problems, findings, editorial.missing_approvals(draft)) from None
         draft.refresh_from_db()
-        return Response({"draft": io.draft_json(draft), "incident": _incident_out(update.incident_id, page)})
+        # An internal post-mortem is approved and kept, not published: no update to show.
+        incident_id = update.incident_id if update is not None else draft.incident_id
+        return Response({"draft": io.draft_json(draft), "incident": _incident_out(incident_id, page)})
 
 
 # --- policy, templates, archive (ours) ----------------------------------------------------------
@@ -1035,7 +1083,9 @@ class ArchiveApi(V1View):
             rows = rows.filter(channel=params["channel"])
         if params.get("q"):
             q = params["q"].strip()
-            rows = rows.filter(Q(subject__icontains=q) | Q(text_body__icontains=q) | Q(recipient__icontains=q))
+            # Bodies hold subscribers' signed links: searching them would let a caller read a
+            # link back one character at a time, so the search covers subjects and recipients.
+            rows = rows.filter(Q(subject__icontains=q) | Q(recipient__icontains=q))
         return Response([
             io.archived_message_json(row, recipient=masked_recipient(row.channel, row.recipient))
             for row in paginate(rows.order_by("-sequence"), params)

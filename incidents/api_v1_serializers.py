@@ -139,6 +139,21 @@ class PageInput(serializers.Serializer):
     support_url = serializers.URLField(required=False, allow_blank=True)
 
 
+_COMPONENT_KEY = re.compile(r"^[a-z0-9]{1,12}$")
+_PLACEHOLDER_KEY = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+
+
+def _checked_keys(value: dict, pattern: re.Pattern[str], what: str, *, most: int) -> dict:
+    """Dictionary keys are data too: a stray surrogate or NUL must be a 400, never a 500."""
+    if len(value) > most:
+        raise serializers.ValidationError(f"At most {most} {what}s.")
+    bad = [key for key in value if not isinstance(key, str) or not pattern.match(key)]
+    if bad:
+        shown = ", ".join(repr(key)[:40] for key in bad[:5])
+        raise serializers.ValidationError(f"Not a {what}: {shown}{' …' if len(bad) > 5 else ''}.")
+    return value
+
+
 class IncidentInput(serializers.Serializer):
     """POST and PATCH /incidents: Statuspage's fields, and ours (severity, category, template_values)."""
 
@@ -166,6 +181,12 @@ class IncidentInput(serializers.Serializer):
         required=False, allow_blank=True, help_text="Publish despite redaction findings; the reason is recorded.",
     )
 
+    def validate_components(self, value: dict) -> dict:
+        return _checked_keys(value, _COMPONENT_KEY, "component id", most=500)
+
+    def validate_template_values(self, value: dict) -> dict:
+        return _checked_keys(value, _PLACEHOLDER_KEY, "placeholder name", most=100)
+
 
 class IncidentUpdateInput(serializers.Serializer):
     body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
@@ -186,6 +207,8 @@ class PostmortemInput(serializers.Serializer):
 class ApproveInput(serializers.Serializer):
     role = serializers.ChoiceField(choices=["legal", "pr", "executive"])
     note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    # The revision the approver read (the draft's "revision"): refused if it was edited since.
+    revision = serializers.IntegerField(required=False, min_value=1)
 
 
 class PublishInput(serializers.Serializer):
@@ -195,7 +218,8 @@ class PublishInput(serializers.Serializer):
 class ListQuery(serializers.Serializer):
     q = serializers.CharField(required=False, allow_blank=True, max_length=200)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=100)
-    page = serializers.IntegerField(required=False, min_value=1, default=1)
+    # Capped: an offset past a bigint is a database error, not an empty page.
+    page = serializers.IntegerField(required=False, min_value=1, max_value=100_000, default=1)
 
 
 class DraftListQuery(ListQuery):
@@ -428,11 +452,21 @@ def template_json(template: MessageTemplate) -> dict:
     }
 
 
+# A subscriber's signed links act on their subscription: reading the archive must not hand them out.
+_SIGNED_LINK = re.compile(r"(/subscribers/(?:manage|unsubscribe|confirm)/)[^\s<>\"')]+")
+
+
+def without_signed_links(text: str) -> str:
+    return _SIGNED_LINK.sub(r"\1[link withheld]", text)
+
+
 def archived_message_json(row, *, recipient: str) -> dict:
-    """An archive row without its HTML (the text body is the same message) and without headers."""
+    """An archive row without its HTML (the text body is the same message), its headers, or the
+    recipient's signed links (the full record stays in the archive and its exports)."""
     return {
         "sequence": row.sequence, "created_at": row.created.isoformat(), "sent_at": row.sent_at.isoformat() if row.sent_at else None,
-        "channel": row.channel, "kind": row.kind, "recipient": recipient, "subject": row.subject, "text_body": row.text_body,
+        "channel": row.channel, "kind": row.kind, "recipient": recipient, "subject": row.subject,
+        "text_body": without_signed_links(row.text_body),
         "page_id": row.page_public_id or None, "incident_id": row.incident_public_id or None,
         "update_id": row.update_public_id or None, "subscriber_id": row.subscriber_public_id or None,
         "policy_version": row.policy_version, "template_version": row.template_version, "approvals": row.approvals,

@@ -332,6 +332,12 @@ def _proposal_clean(page: Page, proposal: dict) -> dict:
     errors = {}
     if not (proposal.get("name") or "").strip():
         errors["name"] = "Name the incident."
+    else:
+        # The name goes on the page with the alert: it is checked like the text, and refused
+        # outright (a name never needs an internal detail).
+        findings = redaction.scan(proposal["name"], patterns=redaction.patterns_from_settings(public_hosts=page.host_names()))
+        if findings:
+            errors["name"] = f"The name would publish {redaction.summary(findings)}"
     if proposal.get("severity", Severity.P3) not in Severity.values:
         errors["severity"] = f"Unknown severity; use {', '.join(Severity.values)}."
     if proposal.get("category", "outage") not in message_templates.IncidentCategory.values:
@@ -353,6 +359,7 @@ def draft_create(
     *, page: Page, actor, kind: str = MessageKind.PROGRESS_UPDATE, incident: Incident | None = None,
     proposal: dict | None = None, status: str | None = None, body: str | None = None, language: str = "en",
     template: MessageTemplate | None = None, corrects: IncidentUpdate | None = None, deliver_notifications: bool = True,
+    talking_points: str = "",
 ) -> UpdateDraft:
     """Start a draft, from the kind's current template unless a body is given (revision 1).
 
@@ -368,6 +375,11 @@ def draft_create(
         if corrects is not None and (incident is None or corrects.incident_id != incident.pk):
             raise ValidationError({"corrects": "A correction must correct an update of the same incident."})
         template_text = ""
+        if body is None and kind == MessageKind.POSTMORTEM and incident is not None:
+            # The post-mortem written on the incident is what goes to review.
+            from incidents.models import Postmortem
+
+            body = Postmortem.objects.filter(incident=incident).values_list("body", flat=True).first() or None
         if body is None:
             template = template or template_current(kind, language)
             if template is None:
@@ -381,11 +393,14 @@ def draft_create(
         draft = UpdateDraft(
             page=page, incident=incident, proposal=proposal or {}, kind=kind, status=status, body=body,
             template=template, template_text=template_text, corrects=corrects,
-            deliver_notifications=deliver_notifications, author=actor, created=now, updated=now,
+            deliver_notifications=deliver_notifications, talking_points=talking_points.strip(), author=actor,
+            created=now, updated=now,
         )
         draft.full_clean()
         draft.save()
-        DraftRevision.objects.create(draft=draft, number=1, status=status, body=body, author=actor, created=now)
+        DraftRevision.objects.create(
+            draft=draft, number=1, status=status, body=body, talking_points=draft.talking_points, author=actor, created=now,
+        )
         return draft
 
 
@@ -394,21 +409,27 @@ def _editable(draft: UpdateDraft) -> None:
         raise ValidationError({"state": f"A {draft.get_state_display().lower()} update cannot change; write a correction instead."})
 
 
-def draft_edit(*, draft: UpdateDraft, actor, body: str | None = None, status: str | None = None) -> UpdateDraft:
-    """Save a new revision; approvals given to earlier revisions are withdrawn."""
+def draft_edit(
+    *, draft: UpdateDraft, actor, body: str | None = None, status: str | None = None, talking_points: str | None = None,
+) -> UpdateDraft:
+    """Save a new revision; approvals given to earlier revisions are withdrawn.
+
+    The talking points for support are part of what is approved: changing them is an edit too.
+    """
     require(actor, "incidents.change_updatedraft", action="edit an update", incident=draft.incident, draft=draft)
     with transaction.atomic():
         draft = UpdateDraft.objects.select_for_update().get(pk=draft.pk)
         _editable(draft)
         body = draft.body if body is None else body
         status = status or draft.status
-        if body == draft.body and status == draft.status:
+        talking_points = draft.talking_points if talking_points is None else talking_points.strip()
+        if body == draft.body and status == draft.status and talking_points == draft.talking_points:
             return draft
         if not body.strip():
             raise ValidationError({"body": "An update cannot be empty."})
         now = timezone.now()
         draft.revision += 1
-        draft.body, draft.status, draft.updated = body, status, now
+        draft.body, draft.status, draft.talking_points, draft.updated = body, status, talking_points, now
         withdrawn = Approval.objects.filter(draft=draft, withdrawn_at__isnull=True).update(
             withdrawn_at=now, withdrawn_reason=f"Edited after approval (revision {draft.revision})",
         )
@@ -416,7 +437,9 @@ def draft_edit(*, draft: UpdateDraft, actor, body: str | None = None, status: st
             draft.state = DraftState.IN_REVIEW
         draft.full_clean()
         draft.save()
-        DraftRevision.objects.create(draft=draft, number=draft.revision, status=status, body=body, author=actor, created=now)
+        DraftRevision.objects.create(
+            draft=draft, number=draft.revision, status=status, body=body, talking_points=talking_points, author=actor, created=now,
+        )
         return draft
 
 
@@ -484,14 +507,24 @@ def approvals_given(draft: UpdateDraft) -> dict[str, Approval]:
 
 
 def _authors(draft: UpdateDraft) -> set[int]:
+    """Whoever wrote any of the draft's text, including, for a post-mortem, its writer (the
+    draft is made from the post-mortem's body by whoever asks to publish it)."""
     ids = set(DraftRevision.objects.filter(draft=draft).exclude(author=None).values_list("author_id", flat=True))
     if draft.author_id:
         ids.add(draft.author_id)
+    if draft.kind == MessageKind.POSTMORTEM and draft.incident_id:
+        from incidents.models import Postmortem
+
+        ids |= set(Postmortem.objects.filter(incident_id=draft.incident_id).exclude(author=None).values_list("author_id", flat=True))
     return ids
 
 
-def draft_approve(*, draft: UpdateDraft, actor, role: str, note: str = "") -> Approval:
-    """Approve the draft's current revision for one role; never by one of its authors."""
+def draft_approve(*, draft: UpdateDraft, actor, role: str, note: str = "", revision: int | None = None) -> Approval:
+    """Approve the draft's current revision for one role; never by one of its authors.
+
+    revision: the revision the approver read. When the draft has been edited since, the
+    approval is refused: nobody approves text they have not seen.
+    """
     if role not in ApprovalRole.values:
         raise ValidationError({"role": f"Unknown approval role {role!r}."})
     require(actor, f"incidents.approve_{role}", action=f"approve for {ApprovalRole(role).label}", incident=draft.incident, draft=draft)
@@ -499,6 +532,11 @@ def draft_approve(*, draft: UpdateDraft, actor, role: str, note: str = "") -> Ap
         draft = UpdateDraft.objects.select_for_update().get(pk=draft.pk)
         if draft.state not in (DraftState.IN_REVIEW, DraftState.APPROVED):
             raise ValidationError({"state": f"Only an update in review can be approved; this one is {draft.get_state_display().lower()}."})
+        if revision is not None and revision != draft.revision:
+            raise ValidationError({"revision": (
+                f"The draft was edited while you read it: you read revision {revision}, it is now at revision "
+                f"{draft.revision}. Read it again before approving."
+            )})
         if actor.pk in _authors(draft):
             raise ValidationError({"approver": "You wrote this update; someone else must approve it."})
         if role in approvals_given(draft):
@@ -554,6 +592,9 @@ def publish_check(draft: UpdateDraft) -> PublishCheck:
         name for name in _MARKER.findall(draft.body) if name in message_templates.PLACEHOLDERS
     ))
     incident = draft.incident
+    if not state_error and incident is not None and draft.status == IncidentStatus.RESOLVED and not incident.is_open:
+        # A second resolution (two commanders, or a stale draft) would notify everyone again.
+        state_error = "This incident is already resolved; post a correction or a post-mortem instead."
     return PublishCheck(
         missing_approvals=missing_approvals(draft), findings=redaction_findings(draft), state_error=state_error,
         unfilled=unfilled, disclosure_pending=bool(incident and incident.vendor_caused and not incident.disclosure_reviewed_at),
@@ -587,6 +628,9 @@ def draft_publish(
         require(actor, "incidents.override_redaction_updatedraft", action="override redaction findings", incident=draft.incident, draft=draft)
     with transaction.atomic():
         draft = UpdateDraft.objects.select_for_update().get(pk=draft.pk)
+        if draft.incident_id:
+            # Under the incident's lock, so two drafts resolving it at once cannot both pass the check.
+            draft.incident = Incident.objects.select_for_update().get(pk=draft.incident_id)
         check = publish_check(draft)
         problems = check.problems(override=bool(redaction_override.strip()))
         if emergency:

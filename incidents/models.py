@@ -607,6 +607,7 @@ class DraftRevision(models.Model):
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=ALL_STATUS_CHOICES)
     body = models.TextField()
+    talking_points = models.TextField(blank=True)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created = models.DateTimeField(default=timezone.now, editable=False)
 

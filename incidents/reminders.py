@@ -30,7 +30,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Max, OuterRef
+from django.db.models import Exists, Max, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -375,8 +375,13 @@ def reminders_check(*, now: datetime | None = None) -> dict[str, int]:
         if kind:
             sent[kind] += 1
 
+    # Only post-mortems with a reminder still to send: an overdue one already escalated costs
+    # nothing more, so the loop does not grow with every review nobody wrote.
+    claimed = StaffReminder.objects.filter(incident=OuterRef("incident"), due_at=OuterRef("due_at"))
     postmortems = (
         Postmortem.objects.exclude(state=DraftState.PUBLISHED).filter(due_at__isnull=False, due_at__lte=now + POSTMORTEM_LEAD)
+        .exclude(Q(due_at__lte=now) & Exists(claimed.filter(kind=StaffReminderKind.POSTMORTEM_OVERDUE)))
+        .exclude(Q(due_at__gt=now) & Exists(claimed.filter(kind=StaffReminderKind.POSTMORTEM_DUE)))
         .select_related("incident", "incident__page", "incident__commander", "author")
     )
     for postmortem in postmortems:

@@ -5,6 +5,7 @@ leaves the process (cache invalidation, static export) from transaction.on_commi
 """
 from __future__ import annotations
 
+import logging
 import zoneinfo
 
 from collections.abc import Iterable, Mapping
@@ -15,6 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from incidents import cache
+
+logger = logging.getLogger("incidents.services")
 from incidents.models import (
     ACTIVE_MAINTENANCE_STATUSES,
     CLOSED_INCIDENT_STATUSES,
@@ -167,8 +170,11 @@ def _apply_component_changes(
 @transaction.atomic
 def incident_set_components(*, incident: Incident, changes: ComponentStatuses, actor=None, source: str = StatusSource.INCIDENT,
                             reason: str = "") -> list[dict] | None:
-    """Move an incident's components without a public update (monitoring markers, API PATCHes
-    whose words wait for approval); the page changes on commit."""
+    """Move an open incident's components without a public update (monitoring markers, API
+    PATCHes whose words wait for approval); the page changes on commit. Callers check permissions."""
+    incident = Incident.objects.select_for_update().get(pk=incident.pk)
+    if not incident.is_open:
+        raise ValidationError({"components": "The incident is resolved: its components are no longer its to set."})
     described = _apply_component_changes(
         incident=incident, changes=dict(changes), actor=actor, source=source, reason=reason or f"Update on {incident.name}",
     )
@@ -217,6 +223,12 @@ def _provenance(incident: Incident, given: dict | None) -> dict:
     from incidents import editorial
 
     version = editorial.policy_current()
+    named = (given or {}).get("policy_version", "")
+    if named.startswith("policy-v") and named[len("policy-v"):].isdigit() and int(named[len("policy-v"):]) != version.number:
+        # The workflow read its version before ours: the channel matrix must be that version's.
+        from incidents.models import PolicyVersion
+
+        version = PolicyVersion.objects.get(number=int(named[len("policy-v"):]))
     provenance = {"policy_version": f"policy-v{version.number}", "template_version": "", "approvals": [], "revision": ""}
     provenance.update(given or {})
     provenance["policy_rules"] = editorial.rules_for(incident.severity, version)
@@ -290,7 +302,7 @@ def incident_open(
         severity=severity, started_at=started_at or now, created=now, updated=now, parent=parent,
     )
     _transition(incident, status, now)
-    incident.next_update_at = next_update_at or _next_update_due(incident, display_at or now)
+    incident.next_update_at = next_update_at or _next_update_due(incident, max(display_at or now, now))
     incident.full_clean()
     incident.save()
     incident.regions.set(list(regions))
@@ -332,7 +344,7 @@ def incident_post_update(
     affected = _apply_component_changes(incident=incident, changes=dict(components or {}), actor=actor, source=StatusSource.INCIDENT, reason=f"Update on {incident.name}")
     _transition(incident, status, now)
     if incident.is_open:
-        incident.next_update_at = next_update_at or _next_update_due(incident, display_at or now)
+        incident.next_update_at = next_update_at or _next_update_due(incident, max(display_at or now, now))
     incident.updated = now
     incident.full_clean()
     incident.save()
@@ -581,7 +593,11 @@ def maintenance_remind(
         return None
     lead = timedelta(minutes=lead_minutes)
     Incident.objects.filter(pk=maintenance.pk).update(reminders_sent=sorted({*(maintenance.reminders_sent or []), lead_minutes, *passed}))
-    announced = maintenance.updates.order_by("display_at", "pk").first()
+    # The latest announcement (a reschedule notice names the new window), not an earlier reminder.
+    announced = (
+        maintenance.updates.filter(status=MaintenanceStatus.SCHEDULED).exclude(body__startswith="Reminder:")
+        .order_by("-display_at", "-pk").first()
+    )
     if maintenance.scheduled_for - lead < maintenance.created or now >= maintenance.scheduled_for:
         return None  # announced inside the lead, or already started: the announcement was the notice
     remaining = -int(-(maintenance.scheduled_for - now).total_seconds() // 60)  # whole minutes, rounded up
@@ -606,12 +622,16 @@ def maintenance_reminders_due(*, now: datetime | None = None) -> int:
     upcoming = Incident.objects.maintenances().filter(status=MaintenanceStatus.SCHEDULED, scheduled_for__gt=now)
     for pk, leads, done, starts in upcoming.values_list("pk", "reminder_leads", "reminders_sent", "scheduled_for"):
         reached = [lead for lead in set(leads or []) - set(done or []) if now >= starts - timedelta(minutes=lead)]
-        if reached:
+        if not reached:
+            continue
+        try:
             # Several leads reached at once (the worker was down): only the nearest one is
             # worth sending; "starts in 24 hours" an hour before the start would mislead.
             sent += maintenance_remind(
                 maintenance=Incident(pk=pk), lead_minutes=min(reached), now=now, passed=[lead for lead in reached if lead != min(reached)],
             ) is not None
+        except Exception:  # noqa: BLE001 - a failed reminder must not stop starts and completions
+            logger.exception("Reminder for maintenance %s failed", pk)
     return sent
 
 
@@ -624,10 +644,15 @@ def maintenance_reschedule(
     maintenance = Incident.objects.select_for_update().select_related("page").get(pk=maintenance.pk)
     if maintenance.status != MaintenanceStatus.SCHEDULED:
         raise ValidationError({"status": "Only a maintenance that has not started can be rescheduled."})
+    now = _now()
+    if scheduled_for <= now:
+        raise ValidationError({"scheduled_for": "A rescheduled window must start in the future."})
     if scheduled_until <= scheduled_for:
         raise ValidationError({"scheduled_until": "The window must end after it starts."})
     maintenance.scheduled_for, maintenance.scheduled_until = scheduled_for, scheduled_until
-    maintenance.started_at, maintenance.reminders_sent, maintenance.updated = scheduled_for, [], _now()
+    # Leads already inside the new window count as spent: the reschedule notice is that reminder.
+    spent = [lead for lead in maintenance.reminder_leads or [] if scheduled_for - timedelta(minutes=lead) <= now]
+    maintenance.started_at, maintenance.reminders_sent, maintenance.updated = scheduled_for, spent, now
     maintenance.full_clean()
     maintenance.save()
     text = f"Rescheduled: the new window is {_window_text(maintenance)}."
@@ -669,8 +694,8 @@ def maintenance_extend(*, maintenance: Incident, scheduled_until: datetime, reas
     maintenance = Incident.objects.select_for_update().select_related("page").get(pk=maintenance.pk)
     if maintenance.status not in ACTIVE_MAINTENANCE_STATUSES:
         raise ValidationError({"status": "Only a maintenance in progress can overrun."})
-    if scheduled_until <= maintenance.scheduled_until:
-        raise ValidationError({"scheduled_until": "The revised end must be later than the current one."})
+    if scheduled_until <= max(maintenance.scheduled_until, _now()):
+        raise ValidationError({"scheduled_until": "The revised end must be later than the current one, and in the future."})
     if not reason.strip():
         raise ValidationError({"reason": "Tell subscribers why the work takes longer."})
     maintenance.planned_until = maintenance.planned_until or maintenance.scheduled_until
@@ -706,6 +731,8 @@ def maintenances_advance(*, now: datetime | None = None) -> dict[str, int]:
             started += 1
         except ValidationError:
             continue  # another worker moved it first
+        except Exception:  # noqa: BLE001 - one broken maintenance must not hold up the others
+            logger.exception("Starting maintenance %s failed", pk)
     due_end = Incident.objects.maintenances().filter(
         status__in=[MaintenanceStatus.SCHEDULED, *ACTIVE_MAINTENANCE_STATUSES], auto_complete=True, scheduled_until__lte=now
     ).exclude(status=MaintenanceStatus.SCHEDULED, auto_start=False).values_list("pk", flat=True)
@@ -715,4 +742,6 @@ def maintenances_advance(*, now: datetime | None = None) -> dict[str, int]:
             completed += 1
         except ValidationError:
             continue
+        except Exception:  # noqa: BLE001
+            logger.exception("Completing maintenance %s failed", pk)
     return {"reminded": reminded, "started": started, "completed": completed}

@@ -1,6 +1,7 @@
 """Support coordination: tell the support team, and the helpdesk, what customers were just told.
 
-On every published incident update (after the commit, as a task with the update's id):
+On every published incident update (after the commit, as a task with the update's id; during
+a communication blackout, when it ends):
 - the support team's addresses (SUPPORT_ALERT_EMAILS) get an email with the public text and
   the approved talking points from the draft it was published from;
 - the support chat (SUPPORT_CHAT_WEBHOOK_URL, Slack- or Teams-compatible) gets a short post;
@@ -112,6 +113,16 @@ def support_notify(*, update_id: int) -> dict[str, str]:
     update = IncidentUpdate.objects.select_related("incident", "incident__page").filter(pk=update_id).first()
     if update is None:
         return {}
+    from incidents.coordination import blackout_active
+
+    blackout = blackout_active(update.incident)
+    if blackout is not None:
+        # Internal pings wait for the end of a communication blackout; customers already have the update.
+        from django_q.models import Schedule
+        from django_q.tasks import schedule
+
+        schedule("incidents.tasks.support_notify", update_id, schedule_type=Schedule.ONCE, repeats=1, next_run=blackout.ends_at)
+        return {"held_until": blackout.ends_at.isoformat()}
     brief = briefing(update)
     outcomes: dict[str, str] = {}
     if settings.SUPPORT_ALERT_EMAILS:

@@ -164,6 +164,10 @@ ANYMAIL = {
     if key.startswith("ANYMAIL_") and value
 }
 
+# Messages live in the session, not in a cookie: the admin shows a new API key once as a message,
+# and a cookie would carry it in the clear (signed, not encrypted) to the browser and back.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 # --- auth (django-allauth, staff only) --------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",

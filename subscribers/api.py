@@ -24,7 +24,13 @@ from incidents.serving import page_id_for
 from statuspage.lib.ids import new_public_id
 from statuspage.lib.net import client_ip
 from subscribers import services, tokens
-from subscribers.authentication import ApiTokenAuthentication, ApiTokenRateThrottle, TokenScope
+from subscribers.authentication import (
+    ApiTokenAuthentication,
+    ApiTokenRateThrottle,
+    SubscriberPermission,
+    TokenScope,
+    UnauthenticatedThrottleMixin,
+)
 from subscribers.models import ConsentSource, Subscriber, SubscriberStatus
 from subscribers.serializers import (
     PublicSubscribeInput,
@@ -170,11 +176,12 @@ class PublicResendConfirmationApi(PublicApiView):
 # --- the management API -------------------------------------------------------------------------
 
 
-class ManagementApiView(APIView):
-    """An API key in `Authorization: OAuth <key>` or `Bearer <key>`; read keys may only read."""
+class ManagementApiView(UnauthenticatedThrottleMixin, APIView):
+    """An API key in `Authorization: OAuth <key>` or `Bearer <key>`; read keys may only read, and
+    the key's user needs the subscriber permission for what the call does."""
 
     authentication_classes = [ApiTokenAuthentication]
-    permission_classes = [TokenScope]
+    permission_classes = [TokenScope, SubscriberPermission]
     throttle_classes = [ApiTokenRateThrottle]
     renderer_classes = [Utf8JSONRenderer]
 
@@ -291,6 +298,8 @@ class SubscriberDetailApi(ManagementApiView):
 
 class SubscriberResendConfirmationApi(ManagementApiView):
     """POST /api/v1/pages/<page>/subscribers/<id>/resend_confirmation (the one-a-day limit still applies)."""
+
+    subscriber_permission = "change_subscriber"
 
     def post(self, request: Request, page_id: str, subscriber_id: str) -> Response:
         page = self.get_page(page_id)

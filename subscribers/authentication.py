@@ -5,13 +5,52 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
 
 from subscribers import services
 from subscribers.models import ApiToken
 
 SCHEMES = (b"oauth", b"bearer")
 DEFAULT_TOKEN_RATE = "600/min"
+
+
+class _AnonThrottle(AnonRateThrottle):
+    """The anonymous rate, read at request time (AnonRateThrottle reads it once, at import)."""
+
+    def get_rate(self) -> str:
+        return api_settings.DEFAULT_THROTTLE_RATES.get("anon") or "120/min"
+
+
+def _count_failure(request) -> None:
+    """Wrong keys cost a lookup each: past the anonymous rate per client address, answer 429.
+
+    Throttles in DRF run only after authentication succeeds, so the count lives here.
+    """
+    from django.core.cache import cache
+
+    throttle = _AnonThrottle()
+    allowed, period = throttle.num_requests, throttle.duration
+    ident = throttle.get_ident(request)
+    key = f"api-key-failures:{ident}"
+    cache.add(key, 0, timeout=period)
+    try:
+        failures = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=period)
+        failures = 1
+    if failures > allowed:
+        raise exceptions.Throttled(wait=period)
+
+
+class UnauthenticatedThrottleMixin:
+    """Requests with no key at all are throttled per client address before they are refused."""
+
+    def check_permissions(self, request) -> None:
+        if request.auth is None:
+            throttle = _AnonThrottle()
+            if not throttle.allow_request(request, self):
+                self.throttled(request, throttle.wait())
+        super().check_permissions(request)
 
 
 class ApiTokenAuthentication(BaseAuthentication):
@@ -34,6 +73,7 @@ class ApiTokenAuthentication(BaseAuthentication):
         )
         # One message for unknown, revoked and orphaned keys: a caller learns nothing about which it was.
         if token is None or not token.user.is_active or not token.user.is_staff:
+            _count_failure(request)
             raise exceptions.AuthenticationFailed("Invalid API key.")
         services.api_token_record_use(token=token)
         return token.user, token
@@ -62,6 +102,23 @@ class TokenScope(BasePermission):
             return token.has_scope(ApiToken.Scope.READ)
         self.message = _missing_scope(ApiToken.Scope.WRITE, "it may only read; use a key with the write scope.")
         return token.has_scope(ApiToken.Scope.WRITE)
+
+
+class SubscriberPermission(BasePermission):
+    """The key's user needs the Django permission for what the call does to subscribers: a key
+    is never more than its owner (a communicator's read key does not list subscribers)."""
+
+    PERMS = {"GET": "view_subscriber", "HEAD": "view_subscriber", "OPTIONS": "view_subscriber",
+             "POST": "add_subscriber", "PUT": "change_subscriber", "PATCH": "change_subscriber",
+             "DELETE": "change_subscriber"}
+
+    def has_permission(self, request, view) -> bool:
+        codename = getattr(view, "subscriber_permission", None) or self.PERMS.get(request.method, "change_subscriber")
+        user = request.user
+        if user is not None and user.is_active and user.has_perm(f"subscribers.{codename}"):
+            return True
+        self.message = {"detail": f"You may not do this: it needs the permission {codename}.", "missing_permission": codename}
+        return False
 
 
 class PublishScope(BasePermission):

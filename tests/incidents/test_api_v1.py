@@ -374,7 +374,7 @@ def test_create_without_body_fills_the_template_from_template_values(client, bas
     }
 
     response = _create(client, base, publish_key, severity="P4", body=None, template_values=values,
-                       components={rest_api.public_id: "partial_outage"})
+                       components={rest_api.public_id: "degraded_performance"})
 
     assert response.status_code == 201
     assert "Failing over" in Incident.objects.get().updates.get().body
@@ -578,12 +578,53 @@ def test_scheduling_a_maintenance_needs_the_publish_scope(client, base, write_ke
     assert response.json()["missing_scope"] == "publish"
 
 
-def test_delete_incident_removes_it(client, base, write_key, page):
+def test_delete_incident_removes_it(client, base, publish_key, page):
+    incident = factories.open_incident(page=page)
+
+    response = client.delete(f"{base}/incidents/{incident.public_id}", **_auth(publish_key))
+
+    assert response.status_code == 200
+    assert not Incident.objects.exists()
+
+
+def test_deleting_published_words_needs_the_publish_scope(client, base, write_key, page):
     incident = factories.open_incident(page=page)
 
     response = client.delete(f"{base}/incidents/{incident.public_id}", **_auth(write_key))
 
-    assert response.status_code == 200
+    assert response.status_code == 403
+    assert response.json()["missing_scope"] == "publish"
+    assert Incident.objects.exists()
+
+
+def test_a_client_cannot_lower_the_severity_its_impact_implies(client, base, publish_key, rest_api):
+    response = _create(client, base, publish_key, severity="P4", components={rest_api.public_id: "major_outage"})
+
+    # A major outage is P1: it waits for legal and PR, whatever severity the client sent.
+    assert response.status_code == 202
+    assert response.json()["draft"]["missing_approvals"] == ["legal", "pr"]
+    assert not Incident.objects.exists()
+
+
+def test_renaming_an_incident_to_something_internal_is_refused(client, base, publish_key, page):
+    incident = factories.open_incident(page=page, name="Checkout errors")
+
+    response = _send(client, "patch", f"{base}/incidents/{incident.public_id}", publish_key,
+                     {"incident": {"name": "db-03.prod.internal is down"}})
+
+    assert response.status_code == 400
+    assert "Redaction findings in name" in json.dumps(response.json())
+    assert Incident.objects.get().name == "Checkout errors"
+
+
+def test_a_maintenance_notice_with_an_internal_address_is_refused(client, base, publish_key):
+    response = _send(client, "post", f"{base}/incidents", publish_key, {"incident": {
+        "name": "Database upgrade", "body": "We upgrade the primary at 10.20.30.40.",
+        "scheduled_for": "2030-01-01T01:00:00Z", "scheduled_until": "2030-01-01T03:00:00Z",
+    }})
+
+    assert response.status_code == 400
+    assert "Redaction findings in body" in json.dumps(response.json())
     assert not Incident.objects.exists()
 
 
@@ -764,12 +805,12 @@ def test_docs_use_local_files_not_a_cdn(desk):
 def test_create_accepts_statuspages_form_encoding(client, base, publish_key, rest_api):
     response = client.post(f"{base}/incidents", {
         "incident[name]": "Card payments failing", "incident[body]": BODY, "incident[severity]": "P4",
-        "incident[components][" + rest_api.public_id + "]": "partial_outage",
+        "incident[components][" + rest_api.public_id + "]": "degraded_performance",
         "incident[component_ids][]": [rest_api.public_id],
     }, **_auth(publish_key))
 
     assert response.status_code == 201
-    assert [(c["id"], c["status"]) for c in response.json()["components"]] == [(rest_api.public_id, "partial_outage")]
+    assert [(c["id"], c["status"]) for c in response.json()["components"]] == [(rest_api.public_id, "degraded_performance")]
 
 
 def test_patch_components_change_at_once_while_the_words_wait_for_approval(client, base, publish_key, page, rest_api):
@@ -793,3 +834,50 @@ def test_patch_with_a_maintenance_status_on_an_incident_is_400_naming_status(cli
 
     assert response.status_code == 400
     assert "incident[status]" in response.json()["errors"]
+
+
+# --- hardening: what a caller must not get out of the API ----------------------------------------
+
+
+def test_the_archive_never_hands_out_a_subscribers_signed_links(client, read_key, page):
+    from notifications.archive import archive_message
+
+    archive_message(
+        channel="email", kind="notification", recipient="reader@example.org", subject="Payments down",
+        text_body="Manage: https://status.example.com/subscribers/manage/eyJzIjoiYWJjIn0:1xVcjJ:xfFbsig\n"
+                  "Unsubscribe: https://status.example.com/subscribers/unsubscribe/eyJzIjoiYWJjIn0:1xVcjJ:otherSig",
+        page=page,
+    )
+
+    [row] = client.get("/api/v1/archive?channel=email", **_auth(read_key)).json()
+
+    assert "eyJz" not in row["text_body"]
+    assert "/subscribers/unsubscribe/[link withheld]" in row["text_body"]
+    # Nor can a search read a link back piece by piece.
+    assert client.get("/api/v1/archive?q=eyJzIjoiYWJj", **_auth(read_key)).json() == []
+
+
+def test_a_page_number_past_any_offset_is_a_400_not_a_500(client, base, read_key):
+    response = client.get(f"{base}/incidents?page=99999999999999999999", **_auth(read_key))
+
+    assert response.status_code == 400
+    assert "page" in json.dumps(response.json())
+
+
+@pytest.mark.parametrize("key", ["\ud800", "a\u0000b", "NOT-AN-ID!"])
+def test_a_malformed_component_key_is_a_400_naming_components(client, base, publish_key, key):
+    response = client.post(
+        f"{base}/incidents", json.dumps({"incident": {"name": "X", "body": "Y", "components": {key: "major_outage"}}}),
+        content_type="application/json", **_auth(publish_key),
+    )
+
+    assert response.status_code == 400
+    assert "components" in json.dumps(response.json())
+
+
+def test_too_many_component_keys_are_refused_without_echoing_them_all(client, base, publish_key):
+    many = {f"c{n:05d}": "major_outage" for n in range(600)}
+    response = _send(client, "post", f"{base}/incidents", publish_key, {"incident": {"name": "X", "body": "Y", "components": many}})
+
+    assert response.status_code == 400
+    assert len(response.content) < 2000

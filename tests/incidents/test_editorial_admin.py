@@ -356,3 +356,28 @@ def test_every_editorial_change_page_renders(desk, communicator, outage):
     ]
 
     assert [desk.get(url).status_code for url in pages] == [200] * len(pages)
+
+
+def test_publishing_an_internal_post_mortem_in_the_desk_says_it_was_kept(client, page, communicator, commander):
+    from incidents import services
+    from incidents.message_templates import MessageKind
+    from tests import factories
+
+    incident = factories.open_incident(page=page, severity="P3")
+    services.incident_resolve(incident=incident, body="Fixed.")
+    draft = editorial.draft_create(page=page, incident=incident, actor=communicator, kind=MessageKind.POSTMORTEM,
+                                   body="**What happened:** a full disk.")
+    editorial.draft_submit(draft=draft, actor=communicator)
+
+    response = _as(client, commander).post(_url("updatedraft_publish", draft.pk), follow=True)
+
+    assert response.status_code == 200
+    assert "Approved and kept on the incident (an internal post-mortem is not published)." in _messages(response)
+
+
+def test_the_approve_button_carries_the_revision_it_shows(client, communicator, legal, outage):
+    draft = _draft(outage, communicator)
+
+    page_html = _as(client, legal).get(_url("updatedraft_change", draft.pk)).content.decode()
+
+    assert f'name="revision" value="{draft.revision}"' in page_html

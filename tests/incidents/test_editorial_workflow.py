@@ -15,6 +15,7 @@ from incidents.message_templates import IncidentCategory, MessageKind
 from incidents.models import (
     Approval,
     ComponentStatus,
+    DraftRevision,
     DraftState,
     Incident,
     IncidentStatus,
@@ -681,3 +682,52 @@ def test_the_incident_suggests_its_next_template(page):
     incident.refresh_from_db()
     assert editorial.suggested_templates(incident=incident)[0].kind == MessageKind.EXTENDED_OUTAGE
     assert editorial.suggested_templates(incident=incident, language="de")[0].language == "de"
+
+
+def test_an_incident_name_that_would_leak_is_refused_when_drafted(page, communicator):
+    with pytest.raises(ValidationError) as refused:
+        editorial.draft_create(page=page, actor=communicator, proposal={"name": "db-03.prod.internal down", "severity": "P3"}, body="Down.")
+    assert "name" in refused.value.message_dict
+    assert not UpdateDraft.objects.exists()
+
+
+def test_an_approval_of_a_revision_edited_meanwhile_is_refused(page, communicator, legal):
+    draft = _submitted(_draft(_incident(page, severity="P1"), communicator), communicator)
+    read = draft.revision
+    editorial.draft_edit(draft=draft, actor=communicator, body="A different text, written after legal opened the page.")
+    with pytest.raises(ValidationError) as refused:
+        editorial.draft_approve(draft=draft, actor=legal, role="legal", revision=read)
+    assert "revision" in refused.value.message_dict
+    assert not Approval.objects.exists()
+
+
+def test_a_second_resolution_of_a_resolved_incident_is_blocked(page, communicator, commander):
+    incident = _incident(page, severity="P3")
+    first = _submitted(_draft(incident, communicator, kind=MessageKind.RESOLUTION, status=None, body="Fixed."), communicator)
+    second = _submitted(_draft(incident, communicator, kind=MessageKind.RESOLUTION, status=None, body="Fixed, really."), communicator)
+    editorial.draft_publish(draft=first, actor=commander)
+    with pytest.raises(editorial.PublishBlocked) as blocked:
+        editorial.draft_publish(draft=second, actor=commander)
+    assert any("already resolved" in problem for problem in blocked.value.problems)
+    assert incident.updates.filter(status=IncidentStatus.RESOLVED).count() == 1
+
+
+def test_changing_the_talking_points_is_an_edit_that_withdraws_approvals(page, communicator, legal, pr):
+    draft = _approved(_submitted(_draft(_incident(page, severity="P1"), communicator, talking_points="No data was lost."), communicator),
+                      legal=legal, pr=pr)
+    assert draft.state == DraftState.APPROVED
+    edited = editorial.draft_edit(draft=draft, actor=communicator, talking_points="Offer a 10% credit to anyone who asks.")
+    assert (edited.state, edited.revision) == (DraftState.IN_REVIEW, 2)
+    assert DraftRevision.objects.get(draft=draft, number=2).talking_points == "Offer a 10% credit to anyone who asks."
+    assert not Approval.objects.filter(draft=draft, withdrawn_at__isnull=True).exists()
+
+
+def test_a_post_mortem_draft_starts_from_the_post_mortem_written_on_the_incident(page, communicator):
+    from incidents import services
+    from incidents.models import Postmortem
+
+    incident = _incident(page, severity="P1")
+    services.incident_resolve(incident=incident, body="Fixed.")
+    Postmortem.objects.filter(incident=incident).update(body="**What happened:** an expired certificate.")
+    draft = editorial.draft_create(page=page, incident=incident, actor=communicator, kind=MessageKind.POSTMORTEM)
+    assert draft.body == "**What happened:** an expired certificate."

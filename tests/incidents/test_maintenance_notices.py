@@ -137,3 +137,43 @@ def test_after_a_worker_outage_only_the_nearest_reminder_goes(page):
         services.maintenances_advance()
     # Neither "in 24 hours" nor "in 1 hour": what is really left.
     assert [b.splitlines()[0] for b in _reminders(maintenance)] == ["Reminder: this maintenance starts in 20 minutes."]
+
+
+def test_a_window_moved_inside_a_lead_gets_no_reminder_right_after_its_reschedule_notice(page):
+    maintenance = factories.schedule_maintenance(page=page, starts_in=timedelta(days=2))
+    soon = timezone.now() + timedelta(minutes=30)
+    services.maintenance_reschedule(maintenance=maintenance, scheduled_for=soon, scheduled_until=soon + timedelta(hours=1))
+    assert services.maintenances_advance()["reminded"] == 0
+    assert _reminders(maintenance) == []
+
+
+def test_a_reminder_after_a_reschedule_repeats_the_new_window(page):
+    maintenance = factories.schedule_maintenance(page=page, starts_in=timedelta(days=2))
+    later = maintenance.scheduled_for + timedelta(days=5)
+    services.maintenance_reschedule(maintenance=maintenance, scheduled_for=later, scheduled_until=later + timedelta(hours=2))
+    with time_machine.travel(later - timedelta(minutes=59), tick=False):
+        services.maintenances_advance()
+    [reminder] = _reminders(maintenance)
+    assert "Rescheduled: the new window is" in reminder
+
+
+def test_a_window_cannot_be_moved_into_the_past(page):
+    maintenance = factories.schedule_maintenance(page=page)
+    past = timezone.now() - timedelta(hours=1)
+    with pytest.raises(ValidationError) as refused:
+        services.maintenance_reschedule(maintenance=maintenance, scheduled_for=past, scheduled_until=past + timedelta(hours=2))
+    assert "scheduled_for" in refused.value.message_dict
+
+
+def test_one_failing_reminder_does_not_stop_the_maintenance_schedule(page, monkeypatch):
+    factories.schedule_maintenance(page=page, name="Reminded", starts_in=timedelta(minutes=30))
+    due = factories.schedule_maintenance(page=page, name="Due now", starts_in=timedelta(minutes=1))
+
+    def broken(**kwargs):
+        raise RuntimeError("the provider of reminders is down")
+
+    monkeypatch.setattr(services, "maintenance_remind", broken)
+    with time_machine.travel(due.scheduled_for + timedelta(seconds=30), tick=False):
+        result = services.maintenances_advance()
+    assert result["started"] == 1
+    assert Incident.objects.get(pk=due.pk).status == MaintenanceStatus.IN_PROGRESS

@@ -82,3 +82,18 @@ def test_a_post_mortem_waits_for_the_resolution(page, communicator, commander):
     with pytest.raises(ValidationError):
         editorial.draft_publish(draft=draft, actor=commander)
     assert not Postmortem.objects.exists()
+
+
+def test_the_writer_of_a_post_mortem_cannot_approve_it(page, communicator, commander, django_user_model):
+    from django.contrib.auth.models import Group
+
+    writer = django_user_model.objects.create_user(username="wri", email="wri@example.com", is_staff=True)
+    writer.groups.add(Group.objects.get(name="Communicators"), Group.objects.get(name="PR approvers"))
+    incident = factories.open_incident(page=page, severity="P2")
+    services.incident_resolve(incident=incident, body="Fixed.")
+    Postmortem.objects.filter(incident=incident).update(body=REVIEW, author=writer)
+    # Someone else asks for it to be published: the writer is still its author.
+    draft = _postmortem_draft(incident, communicator)
+    with pytest.raises(ValidationError) as refused:
+        editorial.draft_approve(draft=draft, actor=writer, role="pr")
+    assert "approver" in refused.value.message_dict

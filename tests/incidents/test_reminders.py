@@ -312,3 +312,13 @@ def test_the_communications_owner_of_an_affected_group_is_reminded_too(page, api
         check()
     [email] = mail.outbox
     assert owner.email in email.to
+
+
+def test_escalated_post_mortems_cost_no_queries_on_later_checks(page, commander, communicator, check, django_assert_max_num_queries):
+    postmortems = [_resolved_with_postmortem(page, commander, communicator) for _ in range(3)]
+    late = max(p.due_at for p in postmortems) + timedelta(hours=1)
+    with time_machine.travel(late, tick=False):
+        check()
+        # Nothing left to send: a fixed handful of queries, not a few per unwritten review.
+        with django_assert_max_num_queries(6):
+            reminders.reminders_check()

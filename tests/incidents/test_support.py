@@ -105,3 +105,21 @@ def test_a_child_of_a_cascade_briefs_nobody_on_its_own(page, support_desk, djang
     with django_capture_on_commit_callbacks(execute=True):
         factories.open_incident(page=page, severity="P1", name="API down", parent=parent)
     assert not any("API down" in m.subject for m in mail.outbox)
+
+
+def test_a_blackout_holds_the_briefing_until_it_ends(page, support_desk, commander):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_q.models import Schedule
+
+    from incidents import coordination
+
+    incident = factories.open_incident(page=page, severity="P2")
+    ends = timezone.now() + timedelta(hours=1)
+    coordination.blackout_start(incident=incident, actor=commander, ends_at=ends, reason="Database restore")
+    outcome = support.support_notify(update_id=incident.updates.get().pk)
+    assert outcome == {"held_until": ends.isoformat()}
+    assert support_desk.requests == [] and mail.outbox == []
+    held = Schedule.objects.get(func="incidents.tasks.support_notify")
+    assert held.next_run == ends

@@ -285,3 +285,31 @@ def test_migration_maps_the_old_scope_to_scopes(django_user_model):
 
     new = executor.loader.project_state(after).apps.get_model("subscribers", "ApiToken")
     assert dict(new.objects.values_list("name", "scopes")) == {"r": ["read"], "w": ["read", "write"]}
+
+
+# --- a key is never more than its owner; wrong keys are throttled too ------------------------------
+
+
+def test_a_key_can_do_only_what_its_user_may_do_to_subscribers(client, page, communicator):
+    _, key = services.api_token_create(user=communicator, name="Communicator", scopes=[ApiToken.Scope.READ])
+
+    response = client.get(f"/api/v1/pages/{page.public_id}/subscribers", HTTP_AUTHORIZATION=f"OAuth {key}")
+
+    assert response.status_code == 403
+    assert response.json()["missing_permission"] == "view_subscriber"
+
+
+def test_wrong_keys_are_throttled_per_client_address(client, url, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "2/min"}}
+
+    statuses = [client.get(url, HTTP_AUTHORIZATION=f"OAuth sp_guess{n}").status_code for n in range(3)]
+
+    assert statuses == [401, 401, 429]
+
+
+def test_requests_without_a_key_are_throttled_per_client_address(client, url, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "2/min"}}
+
+    statuses = [client.get(url).status_code for _ in range(3)]
+
+    assert statuses == [401, 401, 429]
