@@ -22,6 +22,7 @@ from django.utils.safestring import mark_safe
 
 from incidents import cache, forms, selectors, services
 from incidents.admin_coordination import INTERNAL_FIELDSET, INTERNAL_READONLY_FIELDS, IncidentCoordinationMixin
+from incidents.admin_maintenance import MaintenanceNoticesMixin
 from incidents.models import (
     ACTIVE_MAINTENANCE_STATUSES,
     OPEN_INCIDENT_STATUSES,
@@ -636,7 +637,7 @@ class MaintenanceWhenFilter(admin.SimpleListFilter):
 
 
 @admin.register(Maintenance)
-class MaintenanceAdmin(ServiceAdmin):
+class MaintenanceAdmin(MaintenanceNoticesMixin, ServiceAdmin):
     inlines_when_adding = False
     form = forms.MaintenanceChangeForm
     add_form = forms.MaintenanceScheduleForm
@@ -689,6 +690,7 @@ class MaintenanceAdmin(ServiceAdmin):
             scheduled_for=data["scheduled_for"], scheduled_until=data["scheduled_until"],
             components=data["affected_components"], auto_start=data["auto_start"], auto_complete=data["auto_complete"],
             deliver_notifications=data["deliver_notifications"], actor=request.user,
+            reminder_leads=data.get("reminder_leads"),
         )
         adopt(obj, maintenance)
 

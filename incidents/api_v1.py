@@ -38,6 +38,7 @@ from incidents import editorial, message_templates, services
 from incidents import api_v1_serializers as io
 from incidents.message_templates import MessageKind
 from incidents.models import (
+    ACTIVE_MAINTENANCE_STATUSES,
     OPEN_INCIDENT_STATUSES,
     ApprovalRole,
     Component,
@@ -764,10 +765,15 @@ class IncidentDetailApi(V1View):
     put = patch
 
     def maintenance_step(self, request: Request, page: Page, incident: Incident, data: dict, sent: set, edits: dict) -> Response:
-        """A maintenance's updates are its steps: in progress, verifying, completed."""
+        """A maintenance's updates are its steps: in progress, verifying, completed. Before it
+        starts, `completed` calls it off (a cancellation notice); a new window is handled by
+        maintenance_window."""
         new_status = data.get("status") or incident.status
         if sent & {"components", "component_ids"}:
             raise bad_request("incident", {"components": "A maintenance's components are set when it is scheduled; its steps move them."})
+        moved = _moved_window(incident, data)
+        if moved:
+            return self.maintenance_window(request, page, incident, data, edits, moved, new_status)
         if new_status == incident.status:
             if "body" in sent:
                 raise bad_request("incident", {"status": "A maintenance's updates are its steps: send status in_progress, verifying or completed with the body."})
@@ -785,8 +791,57 @@ class IncidentDetailApi(V1View):
                 locked = Incident.objects.select_for_update().get(pk=incident.pk)
                 locked.name = edits["name"].strip()
                 services.incident_edit(incident=locked, actor=request.user)
-            if new_status != incident.status:
+            if new_status == MaintenanceStatus.COMPLETED and incident.status == MaintenanceStatus.SCHEDULED:
+                # Completing a window that never opened tells subscribers it will not happen.
+                services.maintenance_cancel(
+                    maintenance=incident, body=data.get("body") or "", actor=request.user,
+                    deliver_notifications=data["deliver_notifications"],
+                )
+            elif new_status != incident.status:
                 MAINTENANCE_STEPS[new_status](maintenance=incident, body=data.get("body") or "", actor=request.user)
+        return Response(_incident_out(incident.pk, page))
+
+    def maintenance_window(
+        self, request: Request, page: Page, incident: Incident, data: dict, edits: dict, moved: dict[str, datetime], new_status: str,
+    ) -> Response:
+        """A new window: before the start a reschedule (the body is its optional message); while
+        it runs a later end is an overrun (the body is the reason, so it is required)."""
+        if new_status != incident.status:
+            raise bad_request("incident", {"status": "Move the window or move the maintenance on, one request at a time."})
+        need_scope(request.auth, ApiScope.PUBLISH, why="a new window is announced to subscribers.")
+        need_permission(request.user, "incidents.change_maintenance", action="reschedule or extend a maintenance")
+        body = data.get("body") or ""
+        if incident.status == MaintenanceStatus.SCHEDULED:
+            start, end = moved.get("scheduled_for", incident.scheduled_for), moved.get("scheduled_until", incident.scheduled_until)
+
+            def announce() -> None:
+                services.maintenance_reschedule(
+                    maintenance=incident, scheduled_for=start, scheduled_until=end, body=body, actor=request.user,
+                    deliver_notifications=data["deliver_notifications"],
+                )
+        elif incident.status in ACTIVE_MAINTENANCE_STATUSES:
+            if "scheduled_for" in moved:
+                raise bad_request("incident", {"scheduled_for": (
+                    "This maintenance has started, so its window cannot be rescheduled. To announce an overrun, "
+                    "send a later scheduled_until with a body saying why."
+                )})
+            if not body.strip():
+                raise bad_request("incident", {"body": "Say why the work takes longer: the body is published with the new end."})
+
+            def announce() -> None:
+                services.maintenance_extend(maintenance=incident, scheduled_until=moved["scheduled_until"], reason=body, actor=request.user)
+        else:
+            raise bad_request("incident", {name: "This maintenance is completed: its window no longer changes." for name in moved})
+        screened(
+            request, page, {"name": edits.get("name", ""), "body": body},
+            override=io.top_level(request.data, "redaction_override", data), incident=incident,
+        )
+        with transaction.atomic():
+            if edits.get("name"):
+                locked = Incident.objects.select_for_update().get(pk=incident.pk)
+                locked.name = edits["name"].strip()
+                services.incident_edit(incident=locked, actor=request.user)
+            announce()
         return Response(_incident_out(incident.pk, page))
 
     @extend_schema(tags=["incidents"], summary="Delete an incident", parameters=[PAGE_PARAM], responses=responses({200: io.IncidentOut}))
@@ -803,6 +858,17 @@ class IncidentDetailApi(V1View):
 def _same_instant(a: datetime, b: datetime) -> bool:
     # Clients echo the millisecond timestamps they were given.
     return abs((a - b).total_seconds()) < 0.001
+
+
+def _moved_window(incident: Incident, data: dict) -> dict[str, datetime]:
+    """The window times a PATCH really changes: clients echo the ones they were given, and a
+    null leaves a time as it is (as before these PATCHes moved windows)."""
+    moved = {}
+    for name in ("scheduled_for", "scheduled_until"):
+        sent, current = data.get(name), getattr(incident, name)
+        if sent is not None and (current is None or not _same_instant(sent, current)):
+            moved[name] = sent
+    return moved
 
 
 class IncidentUpdateApi(V1View):

@@ -449,6 +449,15 @@ def content_delete(*, instances: Iterable, actor=None) -> int:
 # --- scheduled maintenance ------------------------------------------------------------------------
 
 
+MAX_REMINDER_LEAD_MINUTES = 30 * 24 * 60
+
+
+def _check_reminder_leads(leads: list) -> None:
+    """Whole minutes before the start, at most 30 days (a month's notice is the announcement's job)."""
+    if any(isinstance(lead, bool) or not isinstance(lead, int) or not 0 < lead <= MAX_REMINDER_LEAD_MINUTES for lead in leads):
+        raise ValidationError({"reminder_leads": "Reminders are whole numbers of minutes before the start, at most 30 days (43200)."})
+
+
 @transaction.atomic
 def maintenance_schedule(
     *,
@@ -477,8 +486,7 @@ def maintenance_schedule(
         created=now, updated=now,
     )
     if reminder_leads is not None:
-        if any(not isinstance(lead, int) or lead <= 0 for lead in reminder_leads):
-            raise ValidationError({"reminder_leads": "Reminders are whole numbers of minutes before the start."})
+        _check_reminder_leads(reminder_leads)
         maintenance.reminder_leads = sorted(set(reminder_leads), reverse=True)
     maintenance.full_clean()
     maintenance.save()
@@ -633,6 +641,28 @@ def maintenance_reminders_due(*, now: datetime | None = None) -> int:
         except Exception:  # noqa: BLE001 - a failed reminder must not stop starts and completions
             logger.exception("Reminder for maintenance %s failed", pk)
     return sent
+
+
+@transaction.atomic
+def maintenance_set_reminders(*, maintenance: Incident, reminder_leads: list[int], actor=None) -> list[int]:
+    """Change when subscribers are reminded of a window that has not started (an empty list:
+    never); returns the new leads that had already passed, which are not sent late.
+
+    Reminder times are internal: the page and the feeds do not change, nor does `updated`.
+    """
+    maintenance = Incident.objects.select_for_update().get(pk=maintenance.pk)
+    if maintenance.status != MaintenanceStatus.SCHEDULED:
+        raise ValidationError({"status": "Only a maintenance that has not started has reminders to change."})
+    # bool is an int too; True minutes is a typo, not a lead.
+    _check_reminder_leads(reminder_leads)
+    leads = sorted(set(reminder_leads), reverse=True)
+    now = _now()
+    done = set(maintenance.reminders_sent or [])
+    # A lead added once its time has gone would go out at the next run as a late reminder
+    # nobody asked for; it counts as spent, as maintenance_reschedule does.
+    passed = [lead for lead in leads if lead not in done and maintenance.scheduled_for - timedelta(minutes=lead) <= now]
+    Incident.objects.filter(pk=maintenance.pk).update(reminder_leads=leads, reminders_sent=sorted(done | set(passed)))
+    return passed
 
 
 @transaction.atomic

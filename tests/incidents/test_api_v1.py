@@ -628,6 +628,123 @@ def test_a_maintenance_notice_with_an_internal_address_is_refused(client, base, 
     assert not Incident.objects.exists()
 
 
+def _patch_maintenance(client, base: str, key: str, maintenance, **incident):
+    return _send(client, "patch", f"{base}/incidents/{maintenance.public_id}", key, {"incident": incident})
+
+
+def test_a_new_window_for_a_scheduled_maintenance_reschedules_it(client, base, publish_key, page):
+    maintenance = factories.schedule_maintenance(page=page)
+    start = maintenance.scheduled_for + timedelta(days=3)
+
+    response = _patch_maintenance(client, base, publish_key, maintenance, scheduled_for=start.isoformat(),
+                                  scheduled_until=(start + timedelta(hours=2)).isoformat(), body="A vendor asked us to wait.")
+
+    assert response.status_code == 200
+    maintenance.refresh_from_db()
+    assert (maintenance.status, maintenance.scheduled_for) == ("scheduled", start)
+    notice = maintenance.updates.latest("id")
+    assert notice.body.startswith("Rescheduled: the new window is") and "A vendor asked us to wait." in notice.body
+
+
+def test_an_echoed_window_does_not_reschedule(client, base, publish_key, page):
+    maintenance = factories.schedule_maintenance(page=page)
+
+    response = _patch_maintenance(client, base, publish_key, maintenance, name="Primary database upgrade",
+                                  scheduled_for=maintenance.scheduled_for.isoformat(), scheduled_until=maintenance.scheduled_until.isoformat())
+
+    assert response.status_code == 200
+    assert Incident.objects.get().name == "Primary database upgrade"
+    assert maintenance.updates.count() == 1
+
+
+def test_rescheduling_a_maintenance_needs_the_publish_scope(client, base, write_key, page):
+    maintenance = factories.schedule_maintenance(page=page)
+    start = maintenance.scheduled_for + timedelta(days=3)
+
+    response = _patch_maintenance(client, base, write_key, maintenance, scheduled_for=start.isoformat(),
+                                  scheduled_until=(start + timedelta(hours=2)).isoformat())
+
+    assert response.status_code == 403
+    assert response.json()["missing_scope"] == "publish"
+    assert Incident.objects.get().scheduled_for == maintenance.scheduled_for
+
+
+def test_a_reschedule_message_with_an_internal_address_is_refused(client, base, publish_key, page):
+    maintenance = factories.schedule_maintenance(page=page)
+    start = maintenance.scheduled_for + timedelta(days=3)
+
+    response = _patch_maintenance(client, base, publish_key, maintenance, scheduled_for=start.isoformat(),
+                                  scheduled_until=(start + timedelta(hours=2)).isoformat(), body="db-03.prod.internal needs more time.")
+
+    assert response.status_code == 400
+    assert "Redaction findings in body" in json.dumps(response.json())
+    assert Incident.objects.get().scheduled_for == maintenance.scheduled_for
+
+
+def test_completing_a_maintenance_that_has_not_started_cancels_it(client, base, publish_key, page):
+    maintenance = factories.schedule_maintenance(page=page)
+
+    response = _patch_maintenance(client, base, publish_key, maintenance, status="completed", body="The upgrade is no longer needed.")
+
+    assert response.status_code == 200
+    maintenance.refresh_from_db()
+    notice = maintenance.updates.latest("id")
+    assert maintenance.status == "completed"
+    assert notice.body.startswith("Cancelled: this maintenance will not take place.") and "no longer needed" in notice.body
+
+
+def test_completing_a_running_maintenance_still_completes_it(client, base, publish_key, page):
+    maintenance = factories.schedule_maintenance(page=page)
+    incident_services.maintenance_start(maintenance=maintenance)
+
+    response = _patch_maintenance(client, base, publish_key, maintenance, status="completed", body="All done.")
+
+    assert response.status_code == 200
+    assert [u.body for u in maintenance.updates.order_by("id")][-1] == "All done."
+    assert Incident.objects.get().status == "completed"
+
+
+def test_a_later_end_with_a_body_on_a_running_maintenance_announces_an_overrun(client, base, publish_key, page):
+    maintenance = factories.schedule_maintenance(page=page)
+    incident_services.maintenance_start(maintenance=maintenance)
+    later = maintenance.scheduled_until + timedelta(minutes=45)
+
+    response = _patch_maintenance(client, base, publish_key, maintenance, scheduled_until=later.isoformat(),
+                                  body="The data copy is slower than tested.")
+
+    assert response.status_code == 200
+    maintenance.refresh_from_db()
+    assert (maintenance.scheduled_until, maintenance.status) == (later, "in_progress")
+    assert maintenance.planned_until is not None
+    overrun = maintenance.updates.latest("id").body
+    assert "New expected end" in overrun and "The data copy is slower than tested." in overrun
+
+
+def test_an_overrun_without_a_body_is_400_naming_body(client, base, publish_key, page):
+    maintenance = factories.schedule_maintenance(page=page)
+    incident_services.maintenance_start(maintenance=maintenance)
+
+    response = _patch_maintenance(client, base, publish_key, maintenance,
+                                  scheduled_until=(maintenance.scheduled_until + timedelta(hours=1)).isoformat())
+
+    assert response.status_code == 400
+    assert "incident[body]" in response.json()["errors"]
+    assert Incident.objects.get().planned_until is None
+
+
+def test_rescheduling_a_started_maintenance_is_400_naming_scheduled_for(client, base, publish_key, page):
+    maintenance = factories.schedule_maintenance(page=page)
+    incident_services.maintenance_start(maintenance=maintenance)
+    start = maintenance.scheduled_for + timedelta(days=3)
+
+    response = _patch_maintenance(client, base, publish_key, maintenance, scheduled_for=start.isoformat(),
+                                  scheduled_until=(start + timedelta(hours=2)).isoformat(), body="Moving it.")
+
+    assert response.status_code == 400
+    assert "incident[scheduled_for]" in response.json()["errors"]
+    assert (Incident.objects.get().scheduled_for, maintenance.updates.count()) == (maintenance.scheduled_for, 2)
+
+
 # --- post-mortems -----------------------------------------------------------------------------------
 
 

@@ -177,3 +177,9 @@ def test_one_failing_reminder_does_not_stop_the_maintenance_schedule(page, monke
         result = services.maintenances_advance()
     assert result["started"] == 1
     assert Incident.objects.get(pk=due.pk).status == MaintenanceStatus.IN_PROGRESS
+
+
+def test_reminder_times_are_at_most_thirty_days(page):
+    with pytest.raises(ValidationError) as refused:
+        factories.schedule_maintenance(page=page, starts_in=timedelta(days=90), reminder_leads=[10**10])
+    assert "reminder_leads" in refused.value.message_dict
