@@ -29,11 +29,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from incidents import services
+from statuspage.lib.times import local_text
 from incidents.models import ACTIVE_MAINTENANCE_STATUSES, Incident, MaintenanceStatus, default_reminder_leads
 
-# Beyond a month a "reminder" is a second announcement; the bound also keeps
-# `start - lead` inside the dates Python can represent.
-MAX_REMINDER_LEAD = 30 * 24 * 60
+MAX_REMINDER_LEAD = services.MAX_REMINDER_LEAD_MINUTES
 
 REMINDERS_FIELDSET = (
     "Reminders",
@@ -52,11 +51,6 @@ def lead_label(minutes: int) -> str:
 
 def _zone(maintenance: Incident) -> tzinfo:
     return zoneinfo.ZoneInfo(maintenance.page.time_zone)
-
-
-def _when(moment: datetime, zone: tzinfo) -> str:
-    local = moment.astimezone(zone)
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 
 # --- the forms ------------------------------------------------------------------------------------
@@ -244,15 +238,15 @@ class MaintenanceNoticesMixin:
         reminders = [
             {
                 "label": lead_label(lead), "minutes": lead, "done": lead in sent,
-                "at": _when(maintenance.scheduled_for - timedelta(minutes=lead), zone) if maintenance.scheduled_for else "",
+                "at": local_text(maintenance.scheduled_for - timedelta(minutes=lead), zone) if maintenance.scheduled_for else "",
             }
             for lead in sorted(maintenance.reminder_leads or [], reverse=True)
         ]
         return {
             "zone": getattr(zone, "key", str(zone)),
-            "starts": _when(maintenance.scheduled_for, zone) if maintenance.scheduled_for else "",
-            "ends": _when(maintenance.scheduled_until, zone) if maintenance.scheduled_until else "",
-            "planned_end": _when(maintenance.planned_until, zone) if maintenance.planned_until else "",
+            "starts": local_text(maintenance.scheduled_for, zone) if maintenance.scheduled_for else "",
+            "ends": local_text(maintenance.scheduled_until, zone) if maintenance.scheduled_until else "",
+            "planned_end": local_text(maintenance.planned_until, zone) if maintenance.planned_until else "",
             "reminders": reminders,
             "forms": self._notice_forms(request, maintenance, zone) if self.has_change_permission(request, maintenance) else {},
         }
@@ -327,7 +321,7 @@ class MaintenanceNoticesMixin:
             )
             zone = _zone(maintenance)
             return (
-                f"Rescheduled to {_when(data['scheduled_for'], zone)} - {_when(data['scheduled_until'], zone)}; "
+                f"Rescheduled to {local_text(data['scheduled_for'], zone)} - {local_text(data['scheduled_until'], zone)}; "
                 "subscribers are told the new window."
             )
 
@@ -348,6 +342,6 @@ class MaintenanceNoticesMixin:
             )
             if not flagged_before and Incident.objects.filter(pk=maintenance.pk, sla_credit_review=True).exists():
                 self.message_user(request, "More than 2 hours past the planned end: flagged for an SLA credit review.", messages.WARNING)
-            return f"Overrun announced: the new expected end is {_when(data['scheduled_until'], _zone(maintenance))}."
+            return f"Overrun announced: the new expected end is {local_text(data['scheduled_until'], _zone(maintenance))}."
 
         return self._notice(request, object_id, lambda m: OverrunForm(request.POST, zone=_zone(m)), perform)

@@ -210,8 +210,7 @@ def screened(request: Request, page: Page, texts: dict[str, str], *, override: s
     from incidents import redaction
     from incidents.models import NearMiss, NearMissKind
 
-    patterns = redaction.patterns_from_settings(public_hosts=page.host_names())
-    found = {field: redaction.scan(text or "", patterns=patterns) for field, text in texts.items()}
+    found = {field: editorial.page_findings(page, text or "") for field, text in texts.items()}
     found = {field: findings for field, findings in found.items() if findings}
     if not found:
         return

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from incidents import message_templates, redaction
 from incidents.message_templates import CATEGORY_REQUIRES_LEGAL, MessageKind
+from statuspage.lib.times import local_text
 from incidents.models import (
     Approval,
     ApprovalRole,
@@ -257,15 +258,6 @@ def template_save(*, template: MessageTemplate, actor) -> MessageTemplate:
         return fresh
 
 
-def _fmt(value: datetime | None, zone: str) -> str:
-    if value is None:
-        return ""
-    import zoneinfo
-
-    local = value.astimezone(zoneinfo.ZoneInfo(zone))
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
-
-
 def template_values(*, page: Page, incident: Incident | None, proposal: dict | None = None) -> dict[str, str]:
     """What the system knows for a template's placeholders; the rest is written by staff."""
     proposal = proposal or {}
@@ -280,29 +272,29 @@ def template_values(*, page: Page, incident: Incident | None, proposal: dict | N
         values["incident_name"] = proposal.get("name", "")
         names = [Component.objects.filter(pk=pk).values_list("name", flat=True).first() or "" for pk in statuses]
         values["service"] = ", ".join(n for n in names if n)
-        values["started_at"] = _fmt(now, page.time_zone)
+        values["started_at"] = local_text(now, page.time_zone)
         values["status"] = IncidentStatus.INVESTIGATING.label
         impact = proposal.get("impact") or impact_from_component_statuses(statuses.values())
         values["impact"] = Impact(impact).label if impact in Impact.values else ""
         step = cadence(proposal.get("severity", Severity.P3))
-        values["next_update_at"] = _fmt(now + step, page.time_zone) if step else ""
+        values["next_update_at"] = local_text(now + step, page.time_zone) if step else ""
         values["eta"] = no_eta
         return {k: v for k, v in values.items() if v}
     zone = page.time_zone
     values.update({
         "incident_name": incident.name,
         "service": ", ".join(str(link.component) for link in incident.affected.select_related("component", "component__group")),
-        "started_at": _fmt(incident.started_at, zone),
+        "started_at": local_text(incident.started_at, zone),
         "status": incident.get_status_display(),
         "impact": incident.get_impact_display(),
-        "eta": _fmt(incident.eta, zone) or no_eta,
-        "next_update_at": _fmt(incident.next_update_at, zone),
-        "resolved_at": _fmt(incident.resolved_at, zone),
+        "eta": local_text(incident.eta, zone) or no_eta,
+        "next_update_at": local_text(incident.next_update_at, zone),
+        "resolved_at": local_text(incident.resolved_at, zone),
         "status_link": f"{page.base_url}/incidents/{incident.public_id}",
         "details_link": f"{page.base_url}/incidents/{incident.public_id}",
     })
     if incident.is_maintenance:
-        values["window"] = f"{_fmt(incident.scheduled_for, zone)} - {_fmt(incident.scheduled_until, zone)}"
+        values["window"] = f"{local_text(incident.scheduled_for, zone)} - {local_text(incident.scheduled_until, zone)}"
     return {k: v for k, v in values.items() if v}
 
 
@@ -335,7 +327,7 @@ def _proposal_clean(page: Page, proposal: dict) -> dict:
     else:
         # The name goes on the page with the alert: it is checked like the text, and refused
         # outright (a name never needs an internal detail).
-        findings = redaction.scan(proposal["name"], patterns=redaction.patterns_from_settings(public_hosts=page.host_names()))
+        findings = page_findings(page, proposal["name"])
         if findings:
             errors["name"] = f"The name would publish {redaction.summary(findings)}"
     if proposal.get("severity", Severity.P3) not in Severity.values:
@@ -460,7 +452,12 @@ def draft_submit(*, draft: UpdateDraft, actor) -> list[redaction.Finding]:
 def redaction_findings(draft: UpdateDraft) -> list[redaction.Finding]:
     # The page's own host names are public by definition (they were reported as internal hosts
     # when a page lives on an internal domain, blocking every update that links to it).
-    return redaction.scan(draft.body, patterns=redaction.patterns_from_settings(public_hosts=draft.page.host_names()))
+    return page_findings(draft.page, draft.body)
+
+
+def page_findings(page: Page, text: str) -> list[redaction.Finding]:
+    """What in `text` must not go on this page; the page's own host names are never findings."""
+    return redaction.scan(text, patterns=redaction.patterns_from_settings(public_hosts=page.host_names()))
 
 
 # --- approvals ----------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -50,6 +49,7 @@ from incidents.models import (
     UpdateDraft,
 )
 from statuspage.lib import http
+from statuspage.lib.times import local_text
 
 logger = logging.getLogger("incidents.reminders")
 
@@ -115,8 +115,7 @@ def _staff_alerts() -> list[str]:
 
 def _when(value: datetime, incident: Incident) -> str:
     # Staff read the page's own clock: that is the time customers were promised.
-    local = value.astimezone(zoneinfo.ZoneInfo(incident.page.time_zone))
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+    return local_text(value, incident.page.time_zone)
 
 
 def admin_link(incident: Incident) -> str:

@@ -6,7 +6,6 @@ leaves the process (cache invalidation, static export) from transaction.on_commi
 from __future__ import annotations
 
 import logging
-import zoneinfo
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -38,6 +37,7 @@ from incidents.models import (
 )
 from incidents.policy import impact_from_component_statuses, worst_component_status
 from statuspage.lib.markdown import render_markdown
+from statuspage.lib.times import local_text
 
 ComponentStatuses = Mapping[Component, str]
 
@@ -449,6 +449,8 @@ def content_delete(*, instances: Iterable, actor=None) -> int:
 # --- scheduled maintenance ------------------------------------------------------------------------
 
 
+# Beyond a month a "reminder" is a second announcement; the bound also keeps `start - lead`
+# inside the dates Python can represent.
 MAX_REMINDER_LEAD_MINUTES = 30 * 24 * 60
 
 
@@ -578,9 +580,8 @@ def _human_lead(minutes: int) -> str:
 
 
 def _window_text(maintenance: Incident) -> str:
-    zone = zoneinfo.ZoneInfo(maintenance.page.time_zone)
-    start, end = maintenance.scheduled_for.astimezone(zone), maintenance.scheduled_until.astimezone(zone)
-    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} {end.tzname()}"
+    zone = maintenance.page.time_zone
+    return f"{local_text(maintenance.scheduled_for, zone)} to {local_text(maintenance.scheduled_until, zone)}"
 
 
 @transaction.atomic
@@ -734,11 +735,10 @@ def maintenance_extend(*, maintenance: Incident, scheduled_until: datetime, reas
         maintenance.sla_credit_review = True
     maintenance.full_clean()
     maintenance.save()
-    zone = zoneinfo.ZoneInfo(maintenance.page.time_zone)
-    end = scheduled_until.astimezone(zone)
     update = _append_update(
         incident=maintenance, status=maintenance.status,
-        body=f"This maintenance is taking longer than planned. New expected end: {end:%Y-%m-%d %H:%M} {end.tzname()}.\n\n"
+        body=f"This maintenance is taking longer than planned. New expected end: "
+             f"{local_text(scheduled_until, maintenance.page.time_zone)}.\n\n"
              f"Why: {reason.strip()}",
         display_at=None, actor=actor, deliver_notifications=True, affected=None,
     )

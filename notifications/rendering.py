@@ -7,7 +7,6 @@ transport can send a batch of identical templates with per-recipient merge data.
 """
 from __future__ import annotations
 
-import zoneinfo
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,6 +23,7 @@ from notifications.transports import OutboundMessage
 from notifications.transports.email import fill_merge_fields
 from notifications.transports.sms import sms_segments
 from statuspage.lib.markdown import plain_body
+from statuspage.lib.times import local_text
 from subscribers.messages import links_for
 from subscribers.models import Channel, Subscriber
 
@@ -88,9 +88,7 @@ def dispatch_context(*, page: Page, incident: Incident, update: IncidentUpdate) 
 def _local(value: datetime | None, subscriber: Subscriber | None, page: Page) -> str:
     if value is None:
         return ""
-    tz_name = (subscriber.time_zone if subscriber else "") or page.time_zone
-    local = value.astimezone(zoneinfo.ZoneInfo(tz_name))
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+    return local_text(value, (subscriber.time_zone if subscriber else "") or page.time_zone)
 
 
 def message_locale(subscriber: Subscriber | None, page: Page) -> str:
