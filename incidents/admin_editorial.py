@@ -19,7 +19,6 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
@@ -623,7 +622,7 @@ class NearMissAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Mark the selected near misses reviewed", permissions=["review"])
     def mark_reviewed(self, request, queryset) -> None:
-        count = queryset.filter(reviewed_at__isnull=True).update(reviewed_at=timezone.now())
+        count = editorial.near_misses_review(ids=list(queryset.values_list("pk", flat=True)), actor=request.user)
         self.message_user(request, f"{count} near miss(es) marked reviewed.", messages.SUCCESS)
 
 
@@ -635,7 +634,7 @@ class PostmortemForm(forms.ModelForm):
 
 
 @admin.register(Postmortem)
-class PostmortemAdmin(admin.ModelAdmin):
+class PostmortemAdmin(ServiceAdmin):
     """Opened by the resolution (editorial.postmortem_schedule); staff write it here."""
 
     form = PostmortemForm
@@ -657,10 +656,12 @@ class PostmortemAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change) -> None:
-        obj.updated = timezone.now()
-        if obj.author_id is None:
-            obj.author = request.user
-        super().save_model(request, obj, form, change)
+        data = form.cleaned_data
+        saved = call_service(
+            editorial.postmortem_write, incident=obj.incident, actor=request.user, body=data["body"],
+            visibility=data["visibility"], notify_subscribers=data["notify_subscribers"],
+        )
+        adopt(obj, saved)
 
 
 @admin.register(StaffReminder)

@@ -26,7 +26,6 @@ from datetime import datetime
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
-from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiViewExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -921,38 +920,6 @@ class IncidentUpdateApi(V1View):
 # task could not edit; they follow its conventions so they can move there as they are.
 
 
-@transaction.atomic
-def postmortem_write(*, incident: Incident, body: str, actor) -> Postmortem:
-    postmortem = Postmortem.objects.select_for_update().filter(incident=incident).first()
-    if postmortem is None:
-        # Resolution opens one when the policy wants it; otherwise it is internal unless published.
-        visibility = editorial.rules_for(incident.severity).get("postmortem_visibility")
-        if visibility not in (PostmortemVisibility.PUBLIC, PostmortemVisibility.INTERNAL):
-            visibility = PostmortemVisibility.INTERNAL
-        postmortem = Postmortem(incident=incident, visibility=visibility)
-    elif postmortem.state == DraftState.PUBLISHED:
-        raise DjangoValidationError({"state": "A published post-mortem cannot change; revert it to a draft first (PUT …/postmortem/revert)."})
-    postmortem.body = body
-    postmortem.author = postmortem.author or actor
-    postmortem.updated = timezone.now()
-    postmortem.full_clean()
-    postmortem.save()
-    return postmortem
-
-
-@transaction.atomic
-def postmortem_revert(*, incident: Incident, actor) -> Postmortem:
-    postmortem = Postmortem.objects.select_for_update().filter(incident=incident).first()
-    if postmortem is None or postmortem.state != DraftState.PUBLISHED:
-        state = postmortem.get_state_display().lower() if postmortem else "not written"
-        raise DjangoValidationError({"state": f"Only a published post-mortem can be reverted; this one is {state}."})
-    if incident.updates.filter(status=IncidentStatus.POSTMORTEM).exists():
-        # On the page it is a published update, and published text never changes.
-        raise DjangoValidationError({"state": "This post-mortem is on the incident page; publish a correction instead of reverting it."})
-    postmortem.state, postmortem.published_at, postmortem.updated = DraftState.DRAFT, None, timezone.now()
-    postmortem.save(update_fields=["state", "published_at", "updated"])
-    return postmortem
-
 
 class PostmortemApi(V1View):
     resource = "postmortem"
@@ -976,7 +943,7 @@ class PostmortemApi(V1View):
             raise bad_request("postmortem", {"postmortem_body": "Send the post-mortem's text."})
         if incident.is_open:
             raise bad_request("postmortem", {"state": "The incident is still open; its post-mortem comes after it is resolved."})
-        return Response(io.postmortem_json(incident, postmortem_write(incident=incident, body=body, actor=request.user)))
+        return Response(io.postmortem_json(incident, editorial.postmortem_write(incident=incident, body=body, actor=request.user)))
 
 
 class PostmortemPublishApi(V1View):
@@ -1020,7 +987,7 @@ class PostmortemRevertApi(V1View):
     def put(self, request: Request, page_id: str, incident_id: str) -> Response:
         incident = self.get_incident(self.get_page(page_id), incident_id)
         need_permission(request.user, "incidents.change_postmortem", action="revert a post-mortem")
-        return Response(io.postmortem_json(incident, postmortem_revert(incident=incident, actor=request.user)))
+        return Response(io.postmortem_json(incident, editorial.postmortem_revert(incident=incident, actor=request.user)))
 
 
 # --- drafts (ours) ------------------------------------------------------------------------------

@@ -747,3 +747,57 @@ def postmortem_schedule(*, incident: Incident, version: PolicyVersion | None = N
         incident=incident, defaults={"visibility": visibility, "due_at": resolved + timedelta(hours=hours)},
     )
     return postmortem
+
+
+def postmortem_write(
+    *, incident: Incident, actor, body: str | None = None, visibility: str | None = None,
+    notify_subscribers: bool | None = None,
+):
+    """Write (or set up) the incident's post-mortem before it goes to review; refused once published.
+
+    Without one opened by the resolution, it is internal unless the policy says public.
+    """
+    from incidents.models import Postmortem
+
+    with transaction.atomic():
+        postmortem = Postmortem.objects.select_for_update().filter(incident=incident).first()
+        if postmortem is None:
+            visibility_default = rules_for(incident.severity).get("postmortem_visibility")
+            if visibility_default not in (PostmortemVisibility.PUBLIC, PostmortemVisibility.INTERNAL):
+                visibility_default = PostmortemVisibility.INTERNAL
+            postmortem = Postmortem(incident=incident, visibility=visibility_default)
+        elif postmortem.state == DraftState.PUBLISHED:
+            raise ValidationError({"state": "A published post-mortem cannot change; revert it to a draft first."})
+        if body is not None:
+            postmortem.body = body
+        if visibility is not None:
+            postmortem.visibility = visibility
+        if notify_subscribers is not None:
+            postmortem.notify_subscribers = notify_subscribers
+        postmortem.author = postmortem.author or actor
+        postmortem.updated = timezone.now()
+        postmortem.full_clean()
+        postmortem.save()
+        return postmortem
+
+
+@transaction.atomic
+def postmortem_revert(*, incident: Incident, actor):
+    """Take an internal post-mortem back to draft; one on the incident page stays (published text never changes)."""
+    from incidents.models import Postmortem
+
+    postmortem = Postmortem.objects.select_for_update().filter(incident=incident).first()
+    if postmortem is None or postmortem.state != DraftState.PUBLISHED:
+        state = postmortem.get_state_display().lower() if postmortem else "not written"
+        raise ValidationError({"state": f"Only a published post-mortem can be reverted; this one is {state}."})
+    if incident.updates.filter(status=IncidentStatus.POSTMORTEM).exists():
+        raise ValidationError({"state": "This post-mortem is on the incident page; publish a correction instead of reverting it."})
+    postmortem.state, postmortem.published_at, postmortem.updated = DraftState.DRAFT, None, timezone.now()
+    postmortem.save(update_fields=["state", "published_at", "updated"])
+    return postmortem
+
+
+def near_misses_review(*, ids: list[int], actor) -> int:
+    """Mark near misses reviewed (the only change they ever take); returns how many were open."""
+    require(actor, "incidents.change_nearmiss", action="review near misses")
+    return NearMiss.objects.filter(pk__in=ids, reviewed_at__isnull=True).update(reviewed_at=timezone.now())

@@ -381,3 +381,23 @@ def test_the_approve_button_carries_the_revision_it_shows(client, communicator, 
     page_html = _as(client, legal).get(_url("updatedraft_change", draft.pk)).content.decode()
 
     assert f'name="revision" value="{draft.revision}"' in page_html
+
+
+def test_a_post_mortem_written_in_the_desk_records_its_writer(client, page, communicator):
+    from incidents import services
+    from incidents.models import Postmortem
+    from tests import factories
+
+    incident = factories.open_incident(page=page, severity="P1")
+    services.incident_resolve(incident=incident, body="Fixed.")
+    postmortem = Postmortem.objects.get(incident=incident)
+
+    response = _as(client, communicator).post(_url("postmortem_change", postmortem.pk), {
+        "body": "**What happened:** a certificate expired.", "visibility": "public",
+    })
+
+    assert response.status_code == 302
+    postmortem.refresh_from_db()
+    assert (postmortem.body, postmortem.author, postmortem.notify_subscribers) == (
+        "**What happened:** a certificate expired.", communicator, False,
+    )
