@@ -61,6 +61,11 @@ def _enqueue_send_batches(ids: list[int]) -> None:
 # --- publishing -------------------------------------------------------------------------------
 
 
+# What a publish hands down to its dispatch (incidents.services._provenance), so that every
+# message records it and the audience follows the policy version it went out under.
+DISPATCH_PROVENANCE = frozenset({"policy_version", "policy_rules", "template_version", "approvals", "revision", "notified_only"})
+
+
 def dispatch_create(*, update: IncidentUpdate, provenance: dict | None = None) -> Dispatch | None:
     """Record that an update must be delivered; the fan-out task is queued on commit.
 
@@ -74,8 +79,7 @@ def dispatch_create(*, update: IncidentUpdate, provenance: dict | None = None) -
         update=update, incident=incident, page_id=incident.page_id,
         kind=DispatchKind.MAINTENANCE if incident.is_maintenance else DispatchKind.INCIDENT,
         severity=incident.severity,
-        **{key: (provenance or {})[key] for key in ("policy_version", "policy_rules", "template_version", "approvals", "revision", "notified_only")
-           if key in (provenance or {})},
+        **{key: value for key, value in (provenance or {}).items() if key in DISPATCH_PROVENANCE},
     )
     transaction.on_commit(lambda: _enqueue("notifications.tasks.dispatch_expand", dispatch.pk))
     return dispatch
